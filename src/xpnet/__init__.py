@@ -1,0 +1,53 @@
+"""xpnet: multilayer perceptrons trained by explicit, readable error backpropagation, written
+once against the Python array API standard so the same code runs on NumPy, CuPy, PyTorch and
+array-api-strict."""
+
+from .backend import (
+    Backend,
+    BackendError,
+    asarray,
+    available_backends,
+    backend_of,
+    get_backend,
+    to_numpy,
+)
+from .gradcheck import gradcheck, relative_error
+from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
+from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
+from .model import MLP
+from .optim import SGD, Adam, Momentum, Optimizer
+from .train import History, evaluate, fit, predict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "SGD",
+    "Adam",
+    "BCELoss",
+    "Backend",
+    "BackendError",
+    "History",
+    "Identity",
+    "Linear",
+    "Loss",
+    "MSELoss",
+    "Momentum",
+    "Optimizer",
+    "ReLU",
+    "SSELoss",
+    "Sigmoid",
+    "SoftmaxCrossEntropyLoss",
+    "Tanh",
+    "__version__",
+    "asarray",
+    "available_backends",
+    "backend_of",
+    "evaluate",
+    "fit",
+    "get_backend",
+    "gradcheck",
+    "predict",
+    "relative_error",
+    "to_numpy",
+]

@@ -1,0 +1,256 @@
+"""The adapter between xpnet and the array libraries.
+
+This is the only module that knows which libraries exist. It turns a backend name into a
+namespace and a device, finds the namespace and device of arrays (with a clear error when they
+disagree), and makes the explicit host <-> device copies (`to_numpy`, `asarray`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
+DTYPE_NAMES = ("float32", "float64")
+
+_INSTALL_HINTS = {
+    "numpy": "pip install numpy",
+    "cupy": "pip install 'xpnet[cuda12]' or 'xpnet[cuda13]' (matching your CUDA driver)",
+    "torch": "pip install 'xpnet[torch]'",
+    "array_api_strict": "pip install array-api-strict",
+}
+
+
+class BackendError(ValueError):
+    """A backend that is unknown or unusable here, or arrays that do not belong together."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A resolved backend: the array namespace `xp` and the device arrays are created on."""
+
+    name: str
+    xp: ModuleType
+    device: Any
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object for "float32" or "float64"."""
+        if name not in DTYPE_NAMES:
+            raise BackendError(f"unsupported dtype {name!r}: use one of {', '.join(DTYPE_NAMES)}")
+        return getattr(self.xp, name)
+
+    def from_host(self, host: Any) -> Any:
+        """A host (NumPy) array moved to this backend's device, dtype kept: an explicit copy."""
+        return self.xp.asarray(host, device=self.device)
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.device}"
+
+
+def _probe_cupy() -> str:
+    """Why cupy is not usable here, or "ok"."""
+    try:
+        import cupy
+    except ImportError:
+        return f"not installed ({_INSTALL_HINTS['cupy']})"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+        (cupy.arange(2) + 1).sum().item()
+    except Exception as exc:  # the CUDA runtime reports a missing driver/device in many ways
+        return f"no CUDA device ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    return "ok"
+
+
+def _probe_import(module: str) -> Callable[[], str]:
+    def probe() -> str:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"not installed ({_INSTALL_HINTS[module]})"
+        return "ok"
+
+    return probe
+
+
+_PROBES: dict[str, Callable[[], str]] = {
+    "numpy": lambda: "ok",
+    "cupy": _probe_cupy,
+    "torch": _probe_import("torch"),
+    "array_api_strict": _probe_import("array_api_strict"),
+}
+
+
+def available_backends() -> dict[str, str]:
+    """Each backend name -> "ok", or the reason it is missing (not installed, no CUDA device)."""
+    return {name: _PROBES[name]() for name in BACKEND_NAMES}
+
+
+def _default_device(name: str, xp: ModuleType) -> Any:
+    if name == "cupy":
+        return xp.cuda.Device()
+    if name == "torch":
+        return importlib.import_module("torch").device("cpu")
+    if name == "array_api_strict":
+        return xp.__array_namespace_info__().default_device()
+    return "cpu"
+
+
+def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
+    """Turn a user's device spec ("cuda:1", 1, "device1", a device object) into the library's."""
+    if device is None:
+        return _default_device(name, xp)
+    try:
+        if name == "numpy":
+            if str(device) != "cpu":
+                raise ValueError("numpy arrays live on the CPU")
+            return "cpu"
+        if name == "cupy":
+            if isinstance(device, str):
+                device = int(device.rsplit(":", 1)[-1]) if ":" in device else 0
+            return device if isinstance(device, xp.cuda.Device) else xp.cuda.Device(int(device))
+        if name == "torch":
+            torch = importlib.import_module("torch")
+            dev = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError("torch has no CUDA device here")
+            return dev
+        known = {str(d): d for d in xp.__array_namespace_info__().devices()}
+        known.update({repr(d): d for d in known.values()})
+        key = (
+            f"array_api_strict.Device({str(device)!r})" if isinstance(device, str) else repr(device)
+        )
+        return known[key]
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise BackendError(f"unknown device {device!r} for backend {name!r}: {exc}") from None
+
+
+def _name_of(namespace: ModuleType) -> str:
+    """The backend name of a namespace (numpy, array_api_compat.numpy, cupy, torch, ...)."""
+    module = namespace.__name__.removeprefix("array_api_compat.")
+    for name in BACKEND_NAMES:
+        if module == name or module.startswith(name + "."):
+            return name
+    raise BackendError(
+        f"unsupported array namespace {namespace.__name__!r}: use one of {', '.join(BACKEND_NAMES)}"
+    )
+
+
+def get_backend(name: str | ModuleType | Backend = "auto", device: Any = None) -> Backend:
+    """Resolve a backend name ("auto", "numpy", "cupy", "torch", "array_api_strict"), a namespace
+    module or a `Backend` to a `Backend`; "auto" is cupy when a CUDA device is usable, else numpy.
+    """
+    if isinstance(name, Backend):
+        return name if device is None else get_backend(name.name, device)
+    if isinstance(name, ModuleType):
+        name = _name_of(name)
+    if name == "auto":
+        name = "cupy" if _probe_cupy() == "ok" else "numpy"
+    if name not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend {name!r}: use one of auto, {', '.join(BACKEND_NAMES)}")
+    status = _PROBES[name]()
+    if status != "ok":
+        raise BackendError(f"backend {name!r} is not usable here: {status}")
+    xp = array_api_compat.array_namespace(importlib.import_module(name).asarray(0.0))
+    return Backend(name, xp, _parse_device(name, xp, device))
+
+
+def backend_of(*arrays: Any) -> Backend:
+    """The backend and device shared by `arrays`; a clear error if they come from two libraries
+    or two devices (nothing is ever copied silently)."""
+    seen: dict[tuple[str, str], Any] = {}
+    for a in arrays:
+        try:
+            xp = array_api_compat.array_namespace(a)
+        except TypeError:
+            raise BackendError(
+                f"expected an array, got {type(a).__name__}: "
+                "convert it with xpnet.asarray(a, like=net)"
+            ) from None
+        seen.setdefault((_name_of(xp), str(array_api_compat.device(a))), a)
+    if len(seen) > 1:
+        places = " and ".join(f"{name} on {dev}" for name, dev in seen)
+        raise BackendError(
+            f"arrays from two places: {places}; move them with xpnet.asarray(a, like=net)"
+        )
+    ((name, _),) = seen
+    a = next(iter(seen.values()))
+    return Backend(name, array_api_compat.array_namespace(a), array_api_compat.device(a))
+
+
+def check_placement(a: Any, backend: Backend, what: str) -> None:
+    """Raise if `a` is not an array of `backend`'s library on its device."""
+    try:
+        name = _name_of(array_api_compat.array_namespace(a))
+    except TypeError:
+        name = type(a).__name__
+    if name != backend.name:
+        raise BackendError(
+            f"{what} is a {name} array but the net runs on {backend}; "
+            f"move it with xpnet.asarray({what}, like=net)"
+        )
+    device = array_api_compat.device(a)
+    if str(device) != str(backend.device):
+        raise BackendError(
+            f"{what} is on device {device} but the net runs on {backend}; "
+            f"move it with xpnet.asarray({what}, like=net)"
+        )
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Any backend's array -> numpy.ndarray: the one explicit device -> host copy."""
+    if isinstance(a, np.ndarray):
+        return a
+    if array_api_compat.is_cupy_array(a):
+        return a.get()
+    if array_api_compat.is_torch_array(a):
+        return a.detach().cpu().numpy()
+    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(a)):
+        xp = array_api_compat.array_namespace(a)
+        return np.asarray(a.to_device(xp.__array_namespace_info__().default_device()))
+    return np.asarray(a)
+
+
+def _target(like: Any) -> tuple[Backend, str]:
+    """The backend and dtype name of `like`: an MLP (or layer), a Backend, or a backend name."""
+    backend = getattr(like, "backend", like)
+    dtype = getattr(like, "dtype_name", "float32")
+    return get_backend(backend), dtype
+
+
+def asarray(a: Any, like: Any, dtype: str | None = None) -> Any:
+    """The explicit move: any array (or nested list) -> `like`'s backend, device and dtype.
+
+    `like` is an MLP or layer (its backend, device and dtype), a Backend or a backend name
+    (float32 unless `dtype` says otherwise). Integer and boolean data are cast to the float dtype.
+    """
+    backend, like_dtype = _target(like)
+    target = backend.dtype(dtype or like_dtype)
+    xp = backend.xp
+    try:
+        same = _name_of(array_api_compat.array_namespace(a)) == backend.name
+    except TypeError:
+        same = False
+    if same:
+        if str(array_api_compat.device(a)) != str(backend.device):
+            a = array_api_compat.to_device(a, backend.device)
+        return a if a.dtype == target else xp.astype(a, target)
+    host = to_numpy(a) if _is_array(a) else np.asarray(a)
+    if not (np.issubdtype(host.dtype, np.number) or host.dtype == np.bool_):
+        raise BackendError(f"cannot convert data of dtype {host.dtype} to {dtype or like_dtype}")
+    host = np.ascontiguousarray(host, dtype=np.dtype(dtype or like_dtype))
+    return xp.asarray(host, device=backend.device)
+
+
+def _is_array(a: Any) -> bool:
+    try:
+        array_api_compat.array_namespace(a)
+    except TypeError:
+        return False
+    return True

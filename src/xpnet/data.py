@@ -1,0 +1,336 @@
+"""Dataset loaders: the packaged digits, XOR, and user data from .npz, .csv or MNIST IDX files.
+
+Everything here runs on the host with NumPy: a `Dataset` holds numpy arrays, and the training
+code moves them to the model's backend at one explicit point (`xpnet.asarray`). Every user
+mistake raises `DataError` with a one-line message naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.resources
+import math
+import os
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "load_dataset",
+    "load_digits",
+    "load_xor",
+    "one_hot",
+    "train_test_split",
+]
+
+BUILTIN = ("digits", "xor")
+IDX_UBYTE = 0x08  # the IDX data type code of unsigned bytes, the only one MNIST uses
+SHOW = 5  # how many offending rows an error message lists
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as given; the message names the problem and the fix."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """Host arrays ready for training: X (n, n_features) float64, y (n,) int64 labels.
+
+    eq=False because element-wise array comparison has no single truth value.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str
+    n_classes: int
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features, the width of the network's first layer."""
+        return self.X.shape[1]
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, n={len(self)}, n_features={self.n_features}, "
+            f"n_classes={self.n_classes})"
+        )
+
+
+def load_dataset(spec: str | os.PathLike) -> Dataset:
+    """Load a built-in dataset by name, or a .npz file, .csv file or MNIST IDX directory.
+
+    "digits" and "xor" name the built-in datasets (a plain string, not a path). Files are read
+    as stored: only digits (/16) and IDX images (/255) are scaled.
+    """
+    if isinstance(spec, str) and spec in BUILTIN:
+        return load_digits() if spec == "digits" else load_xor()
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"no such file: {path} (built-in datasets are: {', '.join(BUILTIN)})")
+    if path.is_dir():
+        return _load_idx_dir(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix == ".csv":
+        return _load_csv(path)
+    raise DataError(
+        f"unsupported format {suffix or '(no suffix)'!r} for {path}: use a .npz file (arrays X "
+        "and y), a .csv file (label in the last column), a directory of MNIST IDX files, or one "
+        f"of the built-in names {', '.join(BUILTIN)}"
+    )
+
+
+def load_digits() -> Dataset:
+    """The 8x8 handwritten digits, 1797 x 64, pixels 0..16 scaled to [0, 1] by /16.
+
+    Read from the copy packaged with xpnet (see datasets/README.md): no network, no scikit-learn.
+    """
+    resource = importlib.resources.files("xpnet") / "datasets" / "digits.csv.gz"
+    with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", ndmin=2)
+    return _from_arrays(table[:, :-1] / 16.0, table[:, -1], "digits")
+
+
+def load_xor() -> Dataset:
+    """The 4-point XOR problem, the classic smallest task a single layer cannot solve."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    return _from_arrays(X, np.array([0, 1, 1, 0]), "xor")
+
+
+def train_test_split(
+    data: Dataset, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[Dataset, Dataset]:
+    """Split into (train, test), stratified: about test_fraction of each class goes to test.
+
+    Seeded with numpy.random.default_rng(seed), so the same seed gives the same split. A class
+    with at least 2 samples has at least one in each part; a class with one sample stays in
+    train. Datasets with fewer than 10 samples (xor) have nothing to hold out, so the result is
+    (data, data): train and test on the same points. Rows keep their original order.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    if len(data) < 10:
+        return data, data
+    rng = np.random.default_rng(seed)
+    test_rows = []
+    for label in range(data.n_classes):
+        rows = rng.permutation(np.flatnonzero(data.y == label))
+        if len(rows) >= 2:
+            n_test = min(max(round(test_fraction * len(rows)), 1), len(rows) - 1)
+            test_rows.append(rows[:n_test])
+    is_test = np.zeros(len(data), dtype=bool)
+    is_test[np.concatenate(test_rows)] = True
+    return _subset(data, ~is_test), _subset(data, is_test)
+
+
+def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels (n,) -> float64 (n, n_classes) targets with a 1 in each label's column."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DataError(f"one_hot needs 1-D integer labels, got shape {y.shape} dtype {y.dtype}")
+    outside = np.flatnonzero((y < 0) | (y >= n_classes))
+    if outside.size:
+        raise DataError(
+            f"label {y[outside[0]]} (row {outside[0]}) is outside 0..{n_classes - 1}; "
+            f"pass n_classes > {y.max()}"
+        )
+    out = np.zeros((y.shape[0], n_classes))
+    out[np.arange(y.shape[0]), y] = 1.0
+    return out
+
+
+def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
+    """The given rows of data, keeping its name and n_classes so one-hot widths agree."""
+    return Dataset(np.ascontiguousarray(data.X[rows]), data.y[rows], data.name, data.n_classes)
+
+
+def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
+    """Check X and y as a user would have them and convert to float64 X, int64 y."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim >= 3:  # a stack of images (n, h, w, ...) -> one row of pixels per image
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2:
+        raise DataError(
+            f"{name}: X must be 2-D (n_samples, n_features), got shape {X.shape}; "
+            "for a single feature use X.reshape(-1, 1)"
+        )
+    if y.ndim != 1:
+        raise DataError(
+            f"{name}: y must be 1-D class labels, got shape {y.shape}; "
+            "for one-hot targets store y = T.argmax(axis=1)"
+        )
+    if X.shape[0] != y.shape[0]:
+        raise DataError(
+            f"{name}: X has {X.shape[0]} rows but y has {y.shape[0]} labels; give one label per row"
+        )
+    if X.shape[0] == 0:
+        raise DataError(f"{name}: the dataset is empty (0 samples); check the file has data rows")
+    if X.shape[1] == 0:
+        raise DataError(f"{name}: X has no feature columns; give at least one feature per row")
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{name}: X must be numeric, got dtype {X.dtype}; convert it to floats")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad_rows.size:
+        n_bad = np.count_nonzero(~np.isfinite(X))
+        raise DataError(
+            f"{name}: X has {n_bad} NaN or inf values in {bad_rows.size} rows "
+            f"(first rows: {bad_rows[:SHOW].tolist()}); drop or impute them first"
+        )
+    labels = _labels(y, name)
+    return Dataset(X, labels, name, _n_classes(labels, name))
+
+
+def _labels(y: np.ndarray, name: str) -> np.ndarray:
+    """y as int64, refusing anything that is not a non-negative whole number."""
+    if y.dtype.kind not in "biuf":
+        raise DataError(
+            f"{name}: labels must be non-negative integers, got dtype {y.dtype}; "
+            "encode the classes as 0..n_classes-1"
+        )
+    with np.errstate(invalid="ignore"):
+        bad_rows = np.flatnonzero(~np.isfinite(y) | (y < 0) | (y != np.round(y)))
+    if bad_rows.size:
+        raise DataError(
+            f"{name}: labels must be non-negative integers, found {y[bad_rows[0]]} "
+            f"(rows {bad_rows[:SHOW].tolist()}); encode the classes as 0..n_classes-1"
+        )
+    return y.astype(np.int64)
+
+
+def _n_classes(y: np.ndarray, name: str) -> int:
+    """max label + 1, once at least two distinct labels are present."""
+    present = np.unique(y)
+    if present.size < 2:
+        raise DataError(
+            f"{name}: need at least 2 classes, found only label {present[0]}; "
+            "a classifier needs examples of more than one class"
+        )
+    return int(present[-1]) + 1
+
+
+def _load_npz(path: Path) -> Dataset:
+    """Arrays X and y from a numpy .npz archive, never unpickling objects."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an .npz (zip) archive; write it with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = archive.files
+            arrays = {key: archive[key] for key in keys if key in ("X", "y")}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot read {path} as .npz ({err}); write it with numpy.savez") from err
+    if len(arrays) < 2:
+        raise DataError(
+            f"{path} needs arrays named X and y, it has: {', '.join(keys) or 'none'}; "
+            "save it with numpy.savez(path, X=X, y=y)"
+        )
+    return _from_arrays(arrays["X"], arrays["y"], path.stem)
+
+
+def _load_csv(path: Path) -> Dataset:
+    """Comma-separated numbers, label in the last column; a non-numeric first line is a header."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text; save it as a plain .csv file") from err
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if numbered and not _parses(numbered[0][1]):
+        numbered = numbered[1:]  # the header
+    if not numbered:
+        raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
+    try:
+        table = np.loadtxt([line for _, line in numbered], delimiter=",", comments=None, ndmin=2)
+    except ValueError as err:
+        raise DataError(_csv_problem(path, numbered) or f"{path}: {err}") from err
+    return _from_arrays(table[:, :-1], table[:, -1], path.stem)
+
+
+def _parses(line: str) -> bool:
+    """Whether every comma-separated cell of line is a number."""
+    try:
+        [float(cell) for cell in line.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_problem(path: Path, numbered: list[tuple[int, str]]) -> str | None:
+    """The first line numpy could not read, described with its line number in the file."""
+    width = len(numbered[0][1].split(","))
+    for number, line in numbered:
+        cells = line.split(",")
+        if len(cells) != width:
+            return f"{path}: line {number} has {len(cells)} columns, expected {width}; fix that row"
+        if not _parses(line):
+            return f"{path}: line {number} has a non-numeric cell: {line.strip()[:60]!r}"
+    return None
+
+
+def _load_idx_dir(path: Path) -> Dataset:
+    """MNIST-style IDX files: the train pair, then the t10k pair if present, as one dataset."""
+    images, labels = [], []
+    for prefix in ("train", "t10k"):  # MNIST's training part, then its optional test part
+        names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+        files = [_find_idx(path, name) for name in names]
+        if files == [None, None] and prefix == "t10k":
+            continue
+        missing = [name for name, file in zip(names, files, strict=True) if file is None]
+        if missing:
+            raise DataError(
+                f"missing MNIST IDX files in {path}: {' and '.join(missing)} "
+                "(each optionally .gz); put them in the directory"
+            )
+        images.append(_read_idx(files[0], ndim=3))
+        labels.append(_read_idx(files[1], ndim=1))
+    if images[-1].shape[1:] != images[0].shape[1:]:
+        raise DataError(
+            f"{path}: t10k images are {images[-1].shape[1:]} but train images are "
+            f"{images[0].shape[1:]}; use files from the same dataset"
+        )
+    return _from_arrays(np.concatenate(images) / 255.0, np.concatenate(labels), path.name)
+
+
+def _find_idx(folder: Path, name: str) -> Path | None:
+    """The file called name, or with ".idx" for "-idx" as some mirrors write it, optionally .gz."""
+    for spelling in (name, name.replace("-idx", ".idx")):
+        for ending in ("", ".gz"):
+            candidate = folder / f"{spelling}{ending}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """One IDX file of unsigned bytes with the expected number of dimensions."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"corrupt IDX file {path}: {err}; download it again") from err
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"corrupt IDX file {path}: truncated header; download it again")
+    zero, dtype_code, file_ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != IDX_UBYTE or file_ndim != ndim:
+        raise DataError(
+            f"corrupt IDX file {path}: bad magic number 0x{raw[:4].hex()}, expected "
+            f"0x0000{IDX_UBYTE:02x}{ndim:02x}; download it again"
+        )
+    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = header_size + math.prod(shape)
+    if len(raw) != expected:
+        raise DataError(
+            f"corrupt IDX file {path}: {len(raw)} bytes but its header {shape} needs {expected} "
+            "(truncated?); download it again"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)

@@ -1,0 +1,145 @@
+"""The layers of the classic tutorials, each with `forward(x)` and `backward(grad)`.
+
+`forward` caches what `backward` needs (Linear its input, an activation its output) and
+`backward` turns dL/d(output) into dL/d(input) by the chain rule, storing parameter
+gradients in `grads` (overwritten each call, never summed).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from . import ops
+from .backend import Backend, asarray, get_backend
+from .ops.random import init_weights
+
+Array = Any
+
+
+class Linear:
+    """y = x @ W + b, with W shaped (n_in, n_out) and b shaped (n_out,).
+
+    `seed` is an int or a numpy Generator (an MLP passes one Generator through its layers)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        backend: str | Backend = "numpy",
+        device: Any = None,
+        dtype: str = "float32",
+        seed: Any = 0,
+        init: str = "xavier",
+    ) -> None:
+        self.backend = get_backend(backend, device)
+        self.dtype_name = dtype
+        self.n_in, self.n_out = n_in, n_out
+        W, b = init_weights(n_in, n_out, init, seed)
+        self.params: dict[str, Array] = {
+            "W": asarray(W, like=self),
+            "b": asarray(b, like=self),
+        }
+        self.grads: dict[str, Array] = {}
+        self._x: Array = None
+
+    @property
+    def W(self) -> Array:
+        return self.params["W"]
+
+    @property
+    def b(self) -> Array:
+        return self.params["b"]
+
+    def parameters(self) -> dict[str, Array]:
+        return self.params
+
+    def set_parameter(self, name: str, value: Array) -> None:
+        self.params[name] = value
+
+    def forward(self, x: Array) -> Array:
+        self._x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
+        """Set grads["W"] = x.T @ grad and grads["b"] = sum(grad); return grad @ W.T (dL/dx)
+        unless `input_grad` is False (the first layer of a net in training needs no dL/dx)."""
+        if self._x is None:
+            raise RuntimeError("Linear.backward called before forward")
+        xp = self.backend.xp
+        self.grads = {"W": self._x.T @ grad, "b": xp.sum(grad, axis=0)}
+        return grad @ self.params["W"].T if input_grad else None
+
+    def __repr__(self) -> str:
+        return f"Linear({self.n_in}, {self.n_out})"
+
+
+class Activation:
+    """An elementwise activation that caches its output y; backward needs only y.
+
+    The namespace is read from the input and kept while inputs keep the same array type, so
+    it is resolved once, not per operation."""
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self._y: Array = None
+        self._array_type: type | None = None
+        self._xp: ModuleType | None = None
+        self._ops: ModuleType = ops.generic
+
+    def _bind(self, x: Array) -> None:
+        if type(x) is not self._array_type:
+            self._xp = array_namespace(x)
+            self._ops = ops.ops_for(self._xp)
+            self._array_type = type(x)
+
+    def parameters(self) -> dict[str, Array]:
+        return self.params
+
+    def forward(self, x: Array) -> Array:
+        self._bind(x)
+        self._y = getattr(self._ops, self.name)(x, self._xp)
+        return self._y
+
+    def backward(self, grad: Array, input_grad: bool = True) -> Array:
+        if self._y is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return getattr(self._ops, self.name + "_backward")(self._y, grad, self._xp)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Sigmoid(Activation):
+    """y = 1 / (1 + exp(-x)); backward: grad * y * (1 - y), at most grad / 4."""
+
+    name = "sigmoid"
+
+
+class Tanh(Activation):
+    """y = tanh(x); backward: grad * (1 - y**2)."""
+
+    name = "tanh"
+
+
+class ReLU(Activation):
+    """y = max(x, 0); backward: grad where y > 0."""
+
+    name = "relu"
+
+
+class Identity(Activation):
+    """y = x; the output layer of a net that emits logits or regression values."""
+
+    name = "identity"
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, Identity)
+}

@@ -1,0 +1,120 @@
+"""Losses: `forward(Y, T)` returns the loss as a 0-d array (no host sync) and caches what
+`backward()` needs to return dL/dY."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from . import ops
+from .backend import BackendError, backend_of
+
+Array = Any
+
+
+class Loss:
+    """Shared checks and caching; subclasses define `_value` and `_gradient`."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[Array, Array, ModuleType] | None = None
+
+    def forward(self, Y: Array, T: Array) -> Array:
+        if getattr(Y, "shape", None) != getattr(T, "shape", None):
+            raise ValueError(
+                f"targets have shape {tuple(getattr(T, 'shape', ()))} but the outputs have shape "
+                f"{tuple(Y.shape)}; give one target row per sample with one column per output "
+                "(one-hot encode class labels)"
+            )
+        if type(Y) is not type(T):
+            backend_of(Y, T)  # raises, naming both libraries
+        xp = array_namespace(Y)
+        if T.dtype != Y.dtype:
+            raise BackendError(
+                f"targets have dtype {T.dtype} but the outputs have {Y.dtype}; "
+                "convert them with xpnet.asarray(T, like=net)"
+            )
+        self._cache = (Y, T, xp)
+        return self._value(Y, T, xp)
+
+    def backward(self) -> Array:
+        """dL/dY for the last forward."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._gradient(*self._cache)
+
+    def _value(self, Y: Array, T: Array, xp: ModuleType) -> Array:
+        raise NotImplementedError
+
+    def _gradient(self, Y: Array, T: Array, xp: ModuleType) -> Array:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SSELoss(Loss):
+    """0.5 * sum((Y - T)**2): the seeds' error; dL/dY = Y - T."""
+
+    def _value(self, Y, T, xp):
+        D = Y - T
+        return 0.5 * xp.sum(D * D)
+
+    def _gradient(self, Y, T, xp):
+        return Y - T
+
+
+class MSELoss(Loss):
+    """mean((Y - T)**2) over all elements; dL/dY = 2 (Y - T) / Y.size."""
+
+    def _value(self, Y, T, xp):
+        D = Y - T
+        return xp.mean(D * D)
+
+    def _gradient(self, Y, T, xp):
+        return (Y - T) * (2.0 / _size(Y))
+
+
+class BCELoss(Loss):
+    """Mean binary cross-entropy of probabilities Y (a sigmoid output) against targets in [0, 1].
+
+    Y is clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon) so log never sees 0."""
+
+    def _clip(self, Y, xp):
+        eps = xp.finfo(Y.dtype).eps
+        return xp.clip(Y, eps, 1.0 - eps)
+
+    def _value(self, Y, T, xp):
+        P = self._clip(Y, xp)
+        return -xp.mean(T * xp.log(P) + (1.0 - T) * xp.log(1.0 - P))
+
+    def _gradient(self, Y, T, xp):
+        P = self._clip(Y, xp)
+        return (P - T) / (P * (1.0 - P)) * (1.0 / _size(Y))
+
+
+class SoftmaxCrossEntropyLoss(Loss):
+    """Mean over the batch of -sum(T * log_softmax(Z)); Z are logits (an "identity" output),
+    T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch."""
+
+    def _value(self, Y, T, xp):
+        return -xp.sum(T * ops.generic.log_softmax(Y, xp)) * (1.0 / Y.shape[0])
+
+    def _gradient(self, Y, T, xp):
+        return (ops.generic.softmax(Y, xp) - T) * (1.0 / Y.shape[0])
+
+
+def _size(a: Array) -> int:
+    n = 1
+    for d in a.shape:
+        n *= d
+    return n
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "sse": SSELoss,
+    "mse": MSELoss,
+    "bce": BCELoss,
+    "softmax_ce": SoftmaxCrossEntropyLoss,
+}

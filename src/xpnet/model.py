@@ -1,0 +1,184 @@
+"""The multilayer perceptron: Linear layers with an activation after each, trained by
+explicit backpropagation through the layer list in reverse."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .backend import Backend, BackendError, asarray, check_placement, get_backend
+from .layers import ACTIVATIONS, Linear
+from .ops.random import new_generator
+
+Array = Any
+
+HIDDEN = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "identity", "tanh", "relu")
+
+
+class MLP:
+    """An MLP of sizes [n_in, h1, ..., n_out] with `hidden` activations and an `output` one.
+
+    Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid
+    and tanh, He-normal for relu, zero biases), so one seed gives bit-identical weights on every
+    backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k])."""
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden: str = "sigmoid",
+        output: str = "sigmoid",
+        backend: str | Backend = "numpy",
+        device: Any = None,
+        dtype: str = "float32",
+        seed: int = 0,
+    ) -> None:
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 2 or any(n < 1 for n in sizes):
+            raise ValueError(
+                f"sizes must list at least an input and an output width, all >= 1; got {sizes}"
+            )
+        if hidden not in HIDDEN:
+            raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN}")
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
+        self.backend = get_backend(backend, device)
+        self.dtype_name = dtype
+        self.dtype = self.backend.dtype(dtype)
+        self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, seed
+        init = "he" if hidden == "relu" else "xavier"
+        rng = new_generator(seed)
+        self.linears = [
+            Linear(n_in, n_out, backend=self.backend, dtype=dtype, seed=rng, init=init)
+            for n_in, n_out in itertools.pairwise(sizes)
+        ]
+        activations = [hidden] * (len(self.linears) - 1) + [output]
+        self.layers: list[Any] = []
+        for linear, act in zip(self.linears, activations, strict=True):
+            self.layers += [linear, ACTIVATIONS[act]()]
+        self._grads: dict[str, Array] = {}
+
+    # -- the architecture, as the checkpoint stores it ------------------------------------
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this net: sizes, activations, dtype, seed."""
+        return {
+            "sizes": list(self.sizes),
+            "hidden": self.hidden,
+            "output": self.output,
+            "dtype": self.dtype_name,
+            "seed": self.seed,
+        }
+
+    # -- forward and backward -------------------------------------------------------------
+    def check_input(self, X: Array, what: str = "X") -> None:
+        """Raise a clear error unless X is (batch, n_in), of the net's dtype, backend and device."""
+        check_placement(X, self.backend, what)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"{what} has shape {tuple(X.shape)} but the net expects (batch, {self.sizes[0]}): "
+                f"{self.sizes[0]} features per sample"
+                + (f", got {X.shape[-1]}" if X.ndim >= 1 else "")
+                + "; reshape X or build the net with that input width"
+            )
+        if X.dtype != self.dtype:
+            raise BackendError(
+                f"{what} has dtype {X.dtype} but the net is {self.dtype_name}; "
+                f"convert it with xpnet.asarray({what}, like=net) (integers and booleans are "
+                "cast to the net's float dtype)"
+            )
+
+    def forward(self, X: Array) -> Array:
+        """Outputs (batch, n_out) for inputs X (batch, n_in); caches activations for backward."""
+        self.check_input(X)
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
+        """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None and skip
+        the first layer's input product when `input_grad` is False)."""
+        g = gY
+        for layer in reversed(self.layers[1:]):
+            g = layer.backward(g)
+        g = self.layers[0].backward(g, input_grad=input_grad)
+        self._grads = {}
+        for k, linear in enumerate(self.linears, start=1):
+            self._grads[f"W{k}"] = linear.grads["W"]
+            self._grads[f"b{k}"] = linear.grads["b"]
+        return g
+
+    def __call__(self, X: Array) -> Array:
+        return self.forward(X)
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        """dL/dparameter from the last backward, keyed like `state_dict`."""
+        return self._grads
+
+    # -- parameters ----------------------------------------------------------------------
+    def parameters(self) -> dict[str, Array]:
+        """{"W1": ..., "b1": ..., ...}: the live parameter arrays (not copies)."""
+        out = {}
+        for k, linear in enumerate(self.linears, start=1):
+            out[f"W{k}"] = linear.params["W"]
+            out[f"b{k}"] = linear.params["b"]
+        return out
+
+    def set_parameter(self, name: str, value: Array) -> None:
+        """Rebind one parameter (used for immutable arrays; no checks: internal)."""
+        self.linears[int(name[1:]) - 1].params[name[0]] = value
+
+    def state_dict(self) -> dict[str, Array]:
+        """The parameters by name, as copies in the net's backend and device."""
+        xp = self.backend.xp
+        return {name: xp.asarray(p, copy=True) for name, p in self.parameters().items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Load parameters from arrays of any supported library (moved and cast explicitly);
+        missing, extra or wrong-shaped keys raise before anything changes."""
+        expected = {name: tuple(p.shape) for name, p in self.parameters().items()}
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        if missing or extra:
+            raise KeyError(
+                "state_dict does not match the net "
+                f"{self.sizes}: missing keys {missing}, unexpected keys {extra}; "
+                "build the net with the sizes the state was saved from"
+            )
+        new = {}
+        for name, shape in expected.items():
+            got = tuple(getattr(state[name], "shape", ()))
+            if got != shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] has shape {got} but the net needs {shape}; "
+                    "build the net with the sizes the state was saved from"
+                )
+            new[name] = asarray(state[name], like=self)
+        for name, value in new.items():
+            self.set_parameter(name, value)
+
+    def to(
+        self, backend: str | Backend | None = None, device: Any = None, dtype: str | None = None
+    ) -> MLP:
+        """A copy of this net on another backend, device or dtype (an explicit move)."""
+        if backend is None:
+            backend = self.backend if device is None else self.backend.name
+        target = get_backend(backend, device)
+        net = MLP(
+            self.sizes,
+            self.hidden,
+            self.output,
+            backend=target,
+            dtype=dtype or self.dtype_name,
+            seed=self.seed,
+        )
+        net.load_state_dict(self.parameters())
+        return net
+
+    def __repr__(self) -> str:
+        return (
+            f"MLP({self.sizes}, hidden={self.hidden!r}, output={self.output!r}, "
+            f"backend={self.backend.name!r}, device={str(self.backend.device)!r}, "
+            f"dtype={self.dtype_name!r})"
+        )

@@ -1,0 +1,131 @@
+"""Optimizers: `step(net)` moves every parameter against its gradient.
+
+Parameters are updated in place where the array library allows it (`is_writeable_array`),
+otherwise rebound (JAX-style immutable arrays). State is kept per parameter name, on the
+parameter's device, and round-trips through `state_dict` for exact resumption."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+from array_api_compat import array_namespace, is_writeable_array
+
+Array = Any
+
+
+class Trainable(Protocol):
+    """What an optimizer needs of a model: its parameters and their gradients, by name."""
+
+    def parameters(self) -> dict[str, Array]: ...
+    def set_parameter(self, name: str, value: Array) -> None: ...
+
+    @property
+    def grads(self) -> dict[str, Array]: ...
+
+
+def _subtract(model: Trainable, name: str, p: Array, delta: Array) -> None:
+    """p <- p - delta, in place when p is writeable."""
+    if is_writeable_array(p):
+        p -= delta
+    else:
+        model.set_parameter(name, p - delta)
+
+
+class Optimizer:
+    """Shared state handling: `state` maps "<slot>.<param name>" to arrays, `t` counts steps."""
+
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, lr: float) -> None:
+        if not lr > 0 or not math.isfinite(lr):
+            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        self.lr = float(lr)
+        self.t = 0
+        self.state: dict[str, Array] = {}
+
+    def step(self, model: Trainable) -> None:
+        grads = model.grads
+        if not grads:
+            raise RuntimeError("no gradients: call net.backward(...) before optimizer.step(net)")
+        self.t += 1
+        for name, p in model.parameters().items():
+            self._update(model, name, p, grads[name])
+
+    def _update(self, model: Trainable, name: str, p: Array, g: Array) -> None:
+        raise NotImplementedError
+
+    def _slot(self, slot: str, name: str, like: Array) -> Array:
+        key = f"{slot}.{name}"
+        if key not in self.state:
+            self.state[key] = array_namespace(like).zeros_like(like)
+        return self.state[key]
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"t": steps taken, "<slot>.<param>": array, ...} for checkpoints."""
+        return {"t": self.t, **self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = int(state.get("t", 0))
+        self.state = {k: v for k, v in state.items() if k != "t"}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lr={self.lr})"
+
+
+class SGD(Optimizer):
+    """p <- p - lr * g; with momentum mu: v <- mu * v + g, p <- p - lr * v (PyTorch's form)."""
+
+    def __init__(self, lr: float = 0.5, momentum: float = 0.0) -> None:
+        super().__init__(lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+
+    def _update(self, model, name, p, g):
+        if self.momentum:
+            v = self._slot("velocity", name, p)
+            if is_writeable_array(v):
+                v *= self.momentum
+                v += g
+            else:
+                v = self.state[f"velocity.{name}"] = v * self.momentum + g
+            g = v
+        _subtract(model, name, p, self.lr * g)
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr}, momentum={self.momentum})"
+
+
+class Momentum(SGD):
+    """SGD with momentum 0.9 by default."""
+
+    def __init__(self, lr: float = 0.1, momentum: float = 0.9) -> None:
+        super().__init__(lr, momentum)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) in PyTorch's form, p <- p - lr * m_hat / (sqrt(v_hat) + eps); the bias
+    corrections are Python floats, so a step needs no host synchronisation."""
+
+    def __init__(
+        self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def _update(self, model, name, p, g):
+        xp = array_namespace(p)
+        m = self._slot("m", name, p)
+        v = self._slot("v", name, p)
+        m = self.state[f"m.{name}"] = self.beta1 * m + (1.0 - self.beta1) * g
+        v = self.state[f"v.{name}"] = self.beta2 * v + (1.0 - self.beta2) * (g * g)
+        correction2 = math.sqrt(1.0 - self.beta2**self.t)
+        step = self.lr / (1.0 - self.beta1**self.t)
+        _subtract(model, name, p, step * m / (xp.sqrt(v) * (1.0 / correction2) + self.eps))
+
+    def __repr__(self) -> str:
+        return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
