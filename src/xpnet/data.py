@@ -142,7 +142,7 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     if outside.size:
         raise DataError(
             f"label {y[outside[0]]} (row {outside[0]}) is outside 0..{n_classes - 1}; "
-            f"pass n_classes > {y.max()}"
+            "use labels 0..n_classes-1 with n_classes = max label + 1"
         )
     out = np.zeros((y.shape[0], n_classes))
     out[np.arange(y.shape[0]), y] = 1.0
