@@ -20,7 +20,8 @@ Array = Any
 
 
 class Linear:
-    """y = x @ W + b, with W shaped (n_in, n_out) and b shaped (n_out,).
+    """y = x @ W + b, with W shaped (n_in, n_out) and b shaped (n_out,) (y = x @ W when
+    `bias` is False, as in the seeds' bias-free examples).
 
     `seed` is an int or a numpy Generator (an MLP passes one Generator through its layers)."""
 
@@ -34,15 +35,15 @@ class Linear:
         dtype: str = "float32",
         seed: Any = 0,
         init: str = "xavier",
+        bias: bool = True,
     ) -> None:
         self.backend = get_backend(backend, device)
         self.dtype_name = dtype
         self.n_in, self.n_out = n_in, n_out
         W, b = init_weights(n_in, n_out, init, seed)
-        self.params: dict[str, Array] = {
-            "W": asarray(W, like=self),
-            "b": asarray(b, like=self),
-        }
+        self.params: dict[str, Array] = {"W": asarray(W, like=self)}
+        if bias:
+            self.params["b"] = asarray(b, like=self)
         self.grads: dict[str, Array] = {}
         self._x: Array = None
 
@@ -51,8 +52,8 @@ class Linear:
         return self.params["W"]
 
     @property
-    def b(self) -> Array:
-        return self.params["b"]
+    def b(self) -> Array | None:
+        return self.params.get("b")
 
     def parameters(self) -> dict[str, Array]:
         return self.params
@@ -62,15 +63,17 @@ class Linear:
 
     def forward(self, x: Array) -> Array:
         self._x = x
-        return x @ self.params["W"] + self.params["b"]
+        y = x @ self.params["W"]
+        return y + self.params["b"] if "b" in self.params else y
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
         """Set grads["W"] = x.T @ grad and grads["b"] = sum(grad); return grad @ W.T (dL/dx)
         unless `input_grad` is False (the first layer of a net in training needs no dL/dx)."""
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
-        xp = self.backend.xp
-        self.grads = {"W": self._x.T @ grad, "b": xp.sum(grad, axis=0)}
+        self.grads = {"W": self._x.T @ grad}
+        if "b" in self.params:
+            self.grads["b"] = self.backend.xp.sum(grad, axis=0)
         return grad @ self.params["W"].T if input_grad else None
 
     def __repr__(self) -> str:

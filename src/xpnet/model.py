@@ -33,6 +33,7 @@ class MLP:
         device: Any = None,
         dtype: str = "float32",
         seed: int = 0,
+        bias: bool = True,
     ) -> None:
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or any(n < 1 for n in sizes):
@@ -47,10 +48,11 @@ class MLP:
         self.dtype_name = dtype
         self.dtype = self.backend.dtype(dtype)
         self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, seed
+        self.bias = bias
         init = "he" if hidden == "relu" else "xavier"
         rng = new_generator(seed)
         self.linears = [
-            Linear(n_in, n_out, backend=self.backend, dtype=dtype, seed=rng, init=init)
+            Linear(n_in, n_out, backend=self.backend, dtype=dtype, seed=rng, init=init, bias=bias)
             for n_in, n_out in itertools.pairwise(sizes)
         ]
         activations = [hidden] * (len(self.linears) - 1) + [output]
@@ -61,13 +63,15 @@ class MLP:
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
-        """What rebuilds this net: sizes, activations, dtype, seed."""
+        """What rebuilds this net, as keyword arguments of MLP: sizes, activations, dtype, seed,
+        bias."""
         return {
             "sizes": list(self.sizes),
             "hidden": self.hidden,
             "output": self.output,
             "dtype": self.dtype_name,
             "seed": self.seed,
+            "bias": self.bias,
         }
 
     # -- forward and backward -------------------------------------------------------------
@@ -102,10 +106,7 @@ class MLP:
         for layer in reversed(self.layers[1:]):
             g = layer.backward(g)
         g = self.layers[0].backward(g, input_grad=input_grad)
-        self._grads = {}
-        for k, linear in enumerate(self.linears, start=1):
-            self._grads[f"W{k}"] = linear.grads["W"]
-            self._grads[f"b{k}"] = linear.grads["b"]
+        self._grads = self._by_name("grads")
         return g
 
     def __call__(self, X: Array) -> Array:
@@ -119,11 +120,15 @@ class MLP:
     # -- parameters ----------------------------------------------------------------------
     def parameters(self) -> dict[str, Array]:
         """{"W1": ..., "b1": ..., ...}: the live parameter arrays (not copies)."""
-        out = {}
-        for k, linear in enumerate(self.linears, start=1):
-            out[f"W{k}"] = linear.params["W"]
-            out[f"b{k}"] = linear.params["b"]
-        return out
+        return self._by_name("params")
+
+    def _by_name(self, attr: str) -> dict[str, Array]:
+        """The Linear layers' `params` or `grads` as {"W1": ..., "b1": ..., "W2": ...}."""
+        return {
+            f"{key}{k}": value
+            for k, linear in enumerate(self.linears, start=1)
+            for key, value in getattr(linear, attr).items()
+        }
 
     def set_parameter(self, name: str, value: Array) -> None:
         """Rebind one parameter (used for immutable arrays; no checks: internal)."""
@@ -165,14 +170,7 @@ class MLP:
         if backend is None:
             backend = self.backend if device is None else self.backend.name
         target = get_backend(backend, device)
-        net = MLP(
-            self.sizes,
-            self.hidden,
-            self.output,
-            backend=target,
-            dtype=dtype or self.dtype_name,
-            seed=self.seed,
-        )
+        net = MLP(**{**self.config(), "dtype": dtype or self.dtype_name}, backend=target)
         net.load_state_dict(self.parameters())
         return net
 
