@@ -231,21 +231,18 @@ def asarray(a: Any, like: Any, dtype: str | None = None) -> Any:
     (float32 unless `dtype` says otherwise). Integer and boolean data are cast to the float dtype.
     """
     backend, like_dtype = _target(like)
-    target = backend.dtype(dtype or like_dtype)
-    xp = backend.xp
-    try:
-        same = _name_of(array_api_compat.array_namespace(a)) == backend.name
-    except TypeError:
-        same = False
-    if same:
-        if str(array_api_compat.device(a)) != str(backend.device):
-            a = array_api_compat.to_device(a, backend.device)
-        return a if a.dtype == target else xp.astype(a, target)
-    host = to_numpy(a) if _is_array(a) else np.asarray(a)
-    if not (np.issubdtype(host.dtype, np.number) or host.dtype == np.bool_):
-        raise BackendError(f"cannot convert data of dtype {host.dtype} to {dtype or like_dtype}")
-    host = np.ascontiguousarray(host, dtype=np.dtype(dtype or like_dtype))
-    return xp.asarray(host, device=backend.device)
+    dtype = dtype or like_dtype
+    target = backend.dtype(dtype)
+    if _is_array(a) and not isinstance(a, np.ndarray):
+        if _name_of(array_api_compat.array_namespace(a)) == backend.name:
+            if str(array_api_compat.device(a)) != str(backend.device):
+                a = array_api_compat.to_device(a, backend.device)
+            return a if a.dtype == target else backend.xp.astype(a, target)
+        a = to_numpy(a)
+    host = np.asarray(a)
+    if host.dtype.kind not in "biuf":
+        raise BackendError(f"cannot convert data of dtype {host.dtype} to {dtype}")
+    return backend.from_host(np.ascontiguousarray(host, dtype=np.dtype(dtype)))
 
 
 def _is_array(a: Any) -> bool:

@@ -140,8 +140,8 @@ class MLP:
         return {name: xp.asarray(p, copy=True) for name, p in self.parameters().items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Load parameters from arrays of any supported library (moved and cast explicitly);
-        missing, extra or wrong-shaped keys raise before anything changes."""
+        """Load copies of parameters from arrays of any supported library (moved and cast
+        explicitly); missing, extra or wrong-shaped keys raise before anything changes."""
         expected = {name: tuple(p.shape) for name, p in self.parameters().items()}
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
@@ -159,7 +159,7 @@ class MLP:
                     f"state_dict[{name!r}] has shape {got} but the net needs {shape}; "
                     "build the net with the sizes the state was saved from"
                 )
-            new[name] = asarray(state[name], like=self)
+            new[name] = self.backend.xp.asarray(asarray(state[name], like=self), copy=True)
         for name, value in new.items():
             self.set_parameter(name, value)
 
