@@ -203,7 +203,6 @@ def fit(
     bar = tqdm(
         total=(epochs - initial_epoch) * n,
         unit="sample",
-        unit_scale=True,
         disable=not progress,
         dynamic_ncols=True,
     )
@@ -234,9 +233,10 @@ def fit(
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
+            bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
             bar.set_postfix(
-                {"epoch": epoch + 1, **{k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}},
-                refresh=True,
+                {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")},
+                refresh=False,
             )
             if any([cb(epoch + 1, record) is True for cb in callbacks]):
                 break

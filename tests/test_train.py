@@ -1,0 +1,172 @@
+"""fit, evaluate and predict: agreement across backends, the data rules and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.backend import BackendError
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+def _blobs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 4)) * 0.5 + np.eye(3, 4)[labels] * 2.0
+    return X, labels
+
+
+def _weights(net):
+    return {k: xpnet.to_numpy(v) for k, v in net.state_dict().items()}
+
+
+def test_five_epochs_agree_across_backends_to_the_dtypes_tolerance(backend, dtype):
+    X, labels = _blobs()
+    T = np.eye(3)[labels]
+    kwargs = dict(optimizer=None, epochs=5, batch_size=16, seed=7, validation=(X, T))
+
+    def train(on):
+        net = xpnet.MLP([4, 8, 3], backend=on, dtype=dtype, seed=3)
+        hist = xpnet.fit(net, X, T, **{**kwargs, "optimizer": xpnet.SGD(0.5, momentum=0.9)})
+        return net, hist
+
+    ref_net, ref_hist = train("numpy")
+    net, hist = train(backend)
+    tol = 1000 * np.finfo(dtype).eps
+    for k, v in _weights(ref_net).items():
+        np.testing.assert_allclose(_weights(net)[k], v, rtol=tol, atol=tol)
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose(hist[key], ref_hist[key], rtol=tol, atol=tol)
+    assert ref_hist["loss"][-1] < ref_hist["loss"][0]
+
+
+def test_xor_is_learned(backend, dtype):
+    net = xpnet.MLP([2, 4, 1], backend=backend, dtype=dtype, seed=1)
+    hist = xpnet.fit(
+        net, XOR_X, XOR_T, optimizer=xpnet.SGD(lr=2.0, momentum=0.9), epochs=400, batch_size=4
+    )
+    assert hist.last["accuracy"] == 1.0
+    assert hist.last["loss"] < 0.01
+    Y = xpnet.to_numpy(xpnet.predict(net, XOR_X))
+    np.testing.assert_array_equal(Y.round(), XOR_T)
+
+
+def test_history_records_every_epoch():
+    X, labels = _blobs()
+    net = xpnet.MLP([4, 6, 3], output="identity")
+    calls = []
+    hist = xpnet.fit(
+        net,
+        X,
+        labels,
+        loss=xpnet.SoftmaxCrossEntropyLoss(),
+        optimizer=xpnet.Adam(0.05),
+        epochs=4,
+        batch_size=10,
+        validation=(X, labels),
+        callbacks=[lambda epoch, record: calls.append((epoch, record["loss"]))],
+    )
+    assert len(hist) == 4 and hist["epoch"] == [1, 2, 3, 4]
+    assert set(hist.keys()) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert calls == list(zip(hist["epoch"], hist["loss"], strict=True))
+    final = xpnet.evaluate(net, X, labels, loss=xpnet.SoftmaxCrossEntropyLoss())
+    assert final["loss"] == pytest.approx(hist.last["val_loss"], rel=1e-6)
+    assert final["accuracy"] == hist.last["val_accuracy"] > 0.9
+
+
+def test_a_callback_returning_true_stops_training():
+    net = xpnet.MLP([2, 2, 1])
+    hist = xpnet.fit(net, XOR_X, XOR_T, epochs=10, callbacks=[lambda e, r: e == 3])
+    assert len(hist) == 3
+
+
+def test_shuffling_follows_the_seed():
+    X, labels = _blobs()
+
+    def run(seed):
+        net = xpnet.MLP([4, 5, 3], seed=0)
+        xpnet.fit(net, X, labels, epochs=2, batch_size=8, seed=seed)
+        return _weights(net)["W1"]
+
+    np.testing.assert_array_equal(run(1), run(1))
+    assert not np.array_equal(run(1), run(2))
+
+
+def test_integer_inputs_and_label_targets_follow_the_documented_casts():
+    X, labels = _blobs()
+    X_int = np.round(X * 4).astype(np.int32)
+    nets = [xpnet.MLP([4, 5, 3], seed=0) for _ in range(2)]
+    xpnet.fit(nets[0], X_int, labels, epochs=2, batch_size=8)
+    xpnet.fit(nets[1], X_int.astype(np.float32), np.eye(3)[labels], epochs=2, batch_size=8)
+    for k, v in _weights(nets[0]).items():
+        np.testing.assert_array_equal(v, _weights(nets[1])[k])
+
+
+def test_a_single_output_takes_1d_targets_as_a_column():
+    net_a, net_b = xpnet.MLP([2, 3, 1], seed=0), xpnet.MLP([2, 3, 1], seed=0)
+    xpnet.fit(net_a, XOR_X, XOR_T[:, 0], epochs=3)
+    xpnet.fit(net_b, XOR_X, XOR_T, epochs=3)
+    for k, v in _weights(net_a).items():
+        np.testing.assert_array_equal(v, _weights(net_b)[k])
+
+
+@pytest.mark.parametrize("where", ["X", "T"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_the_data_is_refused_before_training(backend, where, bad):
+    X, T = XOR_X.copy(), XOR_T.copy()
+    (X if where == "X" else T)[1, 0] = bad
+    net = xpnet.MLP([2, 2, 1], backend=backend)
+    before = _weights(net)
+    with pytest.raises(ValueError, match=rf"{where} \(training data\) contains 1 NaN or infinite"):
+        xpnet.fit(net, X, T, epochs=1)
+    for k, v in _weights(net).items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_targets_of_the_wrong_shape_are_refused():
+    net = xpnet.MLP([2, 2, 3])
+    with pytest.raises(ValueError, match=r"T \(training data\) has shape \(4, 2\).*\(4, 3\)"):
+        xpnet.fit(net, XOR_X, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"has shape \(3, 3\).*\(4, 3\)"):
+        xpnet.fit(net, XOR_X, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"class labels must lie in 0\.\.2.*got 0\.\.5"):
+        xpnet.fit(net, XOR_X, np.array([0, 1, 5, 2]))
+    with pytest.raises(ValueError, match="integer class labels, got fractional"):
+        xpnet.fit(net, XOR_X, np.array([0.0, 1.5, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"expects \(batch, 2\): 2 features per sample, got 3"):
+        xpnet.fit(net, np.zeros((4, 3)), np.array([0, 1, 1, 2]))
+
+
+def test_loss_refuses_mismatched_targets():
+    loss = xpnet.SSELoss()
+    with pytest.raises(
+        ValueError, match=r"targets have shape \(2, 1\).*outputs have shape \(2, 3\)"
+    ):
+        loss.forward(np.zeros((2, 3)), np.zeros((2, 1)))
+    with pytest.raises(
+        BackendError, match="targets have dtype float32 but the outputs have float64"
+    ):
+        loss.forward(np.zeros((2, 1)), np.zeros((2, 1), dtype=np.float32))
+
+
+def test_data_of_another_library_or_device_is_refused_not_copied():
+    torch = pytest.importorskip("torch")
+    xps = pytest.importorskip("array_api_strict")
+    net = xpnet.MLP([2, 2, 1])
+    with pytest.raises(BackendError, match=r"X \(training data\) is a torch array.*numpy"):
+        xpnet.fit(net, torch.tensor(XOR_X), XOR_T)
+    net_d1 = xpnet.MLP([2, 2, 1], backend="array_api_strict", device="device1")
+    T_cpu = xps.asarray(XOR_T, device=xps.Device("CPU_DEVICE"))
+    with pytest.raises(BackendError, match=r"T \(training data\) is on device .*CPU_DEVICE"):
+        xpnet.fit(net_d1, XOR_X, T_cpu)
+
+
+def test_progress_bar_reports_samples_and_loss(capsys):
+    net = xpnet.MLP([2, 2, 1])
+    xpnet.fit(net, XOR_X, XOR_T, epochs=3, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 3/3" in err and "12/12" in err and "sample/s" in err
+    assert "loss=0." in err and "accuracy=" in err
