@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import array_api_extra as xpx
 from tqdm.auto import tqdm
 
 from .backend import Backend, asarray, check_placement, to_numpy
@@ -99,8 +100,7 @@ def _one_hot(labels: Array, n_classes: int, net: MLP) -> Array:
             f"class labels must lie in 0..{n_classes - 1} for a net with {n_classes} outputs, "
             f"got {lo}..{hi}"
         )
-    classes = xp.arange(n_classes, device=net.backend.device)
-    return xp.astype(labels[:, None] == classes[None, :], net.dtype)
+    return xpx.one_hot(labels, n_classes, dtype=net.dtype, xp=xp)
 
 
 def is_classification(T: Array, backend: Backend) -> bool:
