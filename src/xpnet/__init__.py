@@ -11,6 +11,7 @@ from .backend import (
     get_backend,
     to_numpy,
 )
+from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
 from .gradcheck import gradcheck, relative_error
 from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
@@ -27,6 +28,8 @@ __all__ = [
     "BCELoss",
     "Backend",
     "BackendError",
+    "Checkpoint",
+    "CheckpointError",
     "History",
     "Identity",
     "Linear",
@@ -47,7 +50,10 @@ __all__ = [
     "fit",
     "get_backend",
     "gradcheck",
+    "load",
+    "load_checkpoint",
     "predict",
     "relative_error",
+    "save",
     "to_numpy",
 ]
