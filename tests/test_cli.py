@@ -1,0 +1,306 @@
+"""The `xpnet` command, run in-process through `main([...])` on small data (fast), plus one run
+of the installed console script."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.cli import main
+from xpnet.data import load_dataset, load_digits, train_test_split
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(capsys, *argv):
+    """main(argv) -> (exit status, stdout, stderr)."""
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """300 digits as an .npz file: 240 train / 60 test."""
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, X=digits.X[:300], y=digits.y[:300])
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert (
+        main(["train", "--data", str(small), "--epochs", "3", "--hidden", "16", "--out", str(out)])
+        == 0
+    )
+    return out
+
+
+def read_history(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+# -- train ------------------------------------------------------------------------------------
+def test_train_writes_the_run(trained_run, small):
+    files = sorted(p.name for p in trained_run.iterdir())
+    assert files == ["checkpoint.safetensors", "curves.png", "history.csv", "metrics.json"]
+    assert (trained_run / "curves.png").read_bytes().startswith(PNG)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["backend"] == "numpy" and metrics["device"] == "cpu"
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["seconds"] > 0
+    assert (metrics["n_train"], metrics["n_test"]) == (240, 60)
+    # the reported test metrics are the saved net's, recomputed independently
+    _, test = train_test_split(load_dataset(str(small)), 0.2, 0)
+    net = xpnet.load(trained_run, backend="numpy")
+    again = xpnet.evaluate(net, test.X, test.y, loss=xpnet.SoftmaxCrossEntropyLoss())
+    assert metrics["test_accuracy"] == again["accuracy"]
+    assert metrics["test_loss"] == pytest.approx(again["loss"], rel=1e-6)
+    rows = read_history(trained_run / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "test_loss", "test_accuracy", "seconds"]
+    assert float(rows[-1]["test_accuracy"]) == metrics["test_accuracy"]
+
+
+def test_train_prints_a_summary_and_makes_a_new_run_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        status, out, err = run(capsys, "train", "--data", "xor", "--epochs", "2")
+        assert status == 0 and err == ""
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "checkpoint.safetensors").is_file() for r in runs)
+    assert "xor: 4 train / 4 test samples; 2 -> 64 -> 2 sigmoid MLP, softmax_ce" in out
+    assert (
+        "after 2 epochs" in out
+        and "numpy on cpu" in out
+        and f"saved in {runs[1].relative_to(tmp_path)}" in out
+    )
+
+
+def test_resume_continues_bit_identically(capsys, small, tmp_path):
+    common = ["--data", small, "--hidden", "8", "--batch-size", "50", "--backend", "numpy"]
+    assert run(capsys, "train", *common, "--epochs", "4", "--out", tmp_path / "straight")[0] == 0
+    assert run(capsys, "train", *common, "--epochs", "2", "--out", tmp_path / "split")[0] == 0
+    status, out, _ = run(capsys, "train", "--resume", tmp_path / "split", "--epochs", "4")
+    assert status == 0 and "resuming at epoch 2" in out
+    a = xpnet.load(tmp_path / "straight", backend="numpy").state_dict()
+    b = xpnet.load(tmp_path / "split", backend="numpy").state_dict()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    history = [read_history(tmp_path / d / "history.csv") for d in ("straight", "split")]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(history[0]) == drop(history[1]) and len(history[1]) == 4
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"] == 4
+
+
+# -- evaluate, predict, vanishing, info, gradcheck ----------------------------------------------
+def test_evaluate_reports_the_test_split_or_given_data(capsys, trained_run, small):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    status, out, _ = run(capsys, "evaluate", trained_run)
+    assert status == 0
+    assert f"(the test split, 60): accuracy {100 * metrics['test_accuracy']:.2f} %" in out
+    net = xpnet.load(trained_run, backend="numpy")
+    data = load_dataset(str(small))
+    whole = xpnet.evaluate(net, data.X, data.y, loss=xpnet.SoftmaxCrossEntropyLoss())
+    status, out, _ = run(capsys, "evaluate", trained_run, "--data", small)
+    assert status == 0 and f"(all samples, 300): accuracy {100 * whole['accuracy']:.2f} %" in out
+
+
+def test_predict_writes_labels_and_outputs(capsys, trained_run, tmp_path):
+    X = load_digits().X[300:340]
+    np.savez(tmp_path / "in.npz", X=X)
+    status, out, _ = run(
+        capsys, "predict", trained_run, tmp_path / "in.npz", "-o", tmp_path / "out.npz"
+    )
+    assert status == 0 and "40 predictions" in out
+    with np.load(tmp_path / "out.npz") as result:
+        y, outputs = result["y"], result["outputs"]
+    expected = xpnet.to_numpy(xpnet.predict(xpnet.load(trained_run, backend="numpy"), X))
+    np.testing.assert_array_equal(outputs, expected)
+    np.testing.assert_array_equal(y, expected.argmax(axis=1))
+    assert y.dtype == np.int64 and y.shape == (40,)
+
+
+def test_vanishing_writes_json_table_and_plot(capsys, tmp_path):
+    status, out, _ = run(
+        capsys,
+        "vanishing",
+        "--depths",
+        "1,2,6",
+        "--width",
+        "16",
+        "--batch-size",
+        "64",
+        "--out",
+        tmp_path,
+    )
+    assert status == 0
+    results = json.loads((tmp_path / "vanishing.json").read_text())
+    assert list(results) == ["sigmoid", "tanh", "relu"]
+    for norms in results.values():
+        assert {d: len(v) for d, v in norms.items()} == {"1": 1, "2": 2, "6": 6}
+    assert (tmp_path / "vanishing.png").read_bytes().startswith(PNG)
+    sigmoid = results["sigmoid"]["6"][0] / results["sigmoid"]["1"][0]
+    assert sigmoid < 0.05  # five sigmoid layers: at most 1/4 each, times the weights
+    (ratios,) = [line.split()[2:] for line in out.splitlines() if line.startswith("ratio 6/1")]
+    assert float(ratios[0]) == pytest.approx(sigmoid, rel=1e-2)  # the table's sigmoid column
+
+
+def test_info_lists_backends_and_reasons(capsys):
+    status, out, _ = run(capsys, "info")
+    assert status == 0
+    assert f"xpnet {xpnet.__version__}" in out
+    for name, reason in xpnet.available_backends().items():
+        assert f"{name}" in out and reason in out
+    assert "GPUs:" in out
+
+
+def test_gradcheck_passes_and_catches_a_wrong_backward(capsys, monkeypatch):
+    argv = ["gradcheck", "--data", "xor", "--hidden", "3", "--loss", "sse", "--backend", "numpy"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 0 and "ok: largest" in out
+    for name in ("W1", "b1", "W2", "b2", "input"):
+        assert f"  {name}" in out
+    # a sigmoid backward that forgets the factor y (1 - y) must be caught
+    monkeypatch.setattr("xpnet.ops.generic.sigmoid_backward", lambda y, grad, xp: grad)
+    status, out, _ = run(capsys, *argv)
+    assert status == 1 and "FAILED" in out
+
+
+def test_without_matplotlib_everything_else_is_written(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, out, _ = run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path)
+    assert status == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.safetensors",
+        "history.csv",
+        "metrics.json",
+    ]
+    hint = [line for line in out.splitlines() if "pip install 'xpnet[plot]'" in line]
+    assert hint == ["matplotlib is not installed, so no curves.png: pip install 'xpnet[plot]'"]
+
+
+# -- user mistakes: one line on stderr, exit status 2 -------------------------------------------
+def _npz(X, y):
+    def write(tmp_path):
+        path = tmp_path / "bad.npz"
+        np.savez(path, X=np.asarray(X, dtype=float), y=np.asarray(y))
+        return ["train", "--data", path]
+
+    return write
+
+
+def _corrupt_checkpoint(tmp_path):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
+    return ["evaluate", tmp_path]
+
+
+def _unknown_format(tmp_path):
+    (tmp_path / "data.txt").write_text("1,2,0\n")
+    return ["train", "--data", tmp_path / "data.txt"]
+
+
+def _resume(*extra):
+    def argv(tmp_path):
+        assert main(["train", "--data", "xor", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+        return ["train", "--resume", tmp_path / "r", *extra]
+
+    return argv
+
+
+def _train_over_a_run(tmp_path):
+    assert main(["train", "--data", "xor", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    return ["train", "--data", "xor", "--out", tmp_path / "r"]
+
+
+def _predict_without_X(tmp_path):
+    assert main(["train", "--data", "xor", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    np.savez(tmp_path / "in.npz", features=np.zeros((2, 2)))
+    return ["predict", tmp_path / "r", tmp_path / "in.npz", "-o", tmp_path / "o.npz"]
+
+
+ERRORS = {
+    "missing file": (lambda p: ["train", "--data", p / "missing.npz"], "no such file"),
+    "unknown format": (_unknown_format, "unsupported format '.txt'"),
+    "X and y lengths": (_npz(np.zeros((5, 2)), [0, 1, 0, 1]), "X has 5 rows but y has 4 labels"),
+    "negative label": (
+        _npz(np.zeros((4, 2)), [0, 1, -1, 1]),
+        "labels must be non-negative integers",
+    ),
+    "fractional label": (
+        _npz(np.zeros((4, 2)), [0, 1, 0.5, 1]),
+        "labels must be non-negative integers",
+    ),
+    "NaN in X": (_npz([[0, 1], [np.nan, 1], [1, 0], [1, 1]], [0, 1, 1, 0]), "NaN or inf"),
+    "unknown backend": (
+        lambda p: ["train", "--backend", "jaxx"],
+        "argument --backend: invalid choice: 'jaxx'",
+    ),
+    "option that does not parse": (
+        lambda p: ["train", "--epochs", "two"],
+        "argument --epochs: expected a positive number, got 'two'",
+    ),
+    "bad hidden sizes": (
+        lambda p: ["train", "--hidden", "64,x"],
+        "comma-separated positive integers",
+    ),
+    "unknown command": (lambda p: ["fly"], "invalid choice: 'fly'"),
+    "corrupt checkpoint": (_corrupt_checkpoint, "corrupt or truncated"),
+    "missing run": (lambda p: ["evaluate", p / "nowhere"], "no such file or directory"),
+    "resume without --epochs": (_resume(), "has 2 epochs; give the total to reach with --epochs N"),
+    "resume changing the net": (
+        _resume("--epochs", "3", "--hidden", "4"),
+        "--hidden cannot change when resuming",
+    ),
+    "train over a run": (_train_over_a_run, "already holds a run"),
+    "predict without X": (_predict_without_X, "has no array X (it has: features)"),
+}
+if xpnet.available_backends()["cupy"] != "ok":
+    ERRORS["cupy without a GPU"] = (
+        lambda p: ["train", "--backend", "cupy"],
+        "backend 'cupy' is not usable here",
+    )
+
+
+@pytest.mark.parametrize("mistake", list(ERRORS))
+def test_each_mistake_is_one_line_and_status_2(mistake, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_argv, message = ERRORS[mistake]
+    argv = make_argv(tmp_path)
+    capsys.readouterr()
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.endswith("\n"), err
+    assert err.startswith(f"xpnet {argv[0]}: error: " if argv[0] != "fly" else "xpnet: error: ")
+    assert message in err
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_the_installed_command(tmp_path):
+    """The console script itself: status 2 and one line, no traceback, from a real process."""
+    exe = shutil.which("xpnet", path=str(Path(sys.executable).parent))
+    assert exe, "the xpnet console script is not installed next to this Python"
+    done = subprocess.run(
+        [exe, "train", "--data", tmp_path / "nope.csv"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    missing = tmp_path / "nope.csv"
+    assert (
+        done.stderr
+        == f"xpnet train: error: no such file: {missing} (built-in datasets are: digits, xor)\n"
+    )
