@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -162,8 +163,10 @@ def _optimizer_name(optimizer: Optimizer) -> str:
 
 
 def _hyperparameters(optimizer: Optimizer) -> dict[str, float]:
-    """The constructor arguments an optimizer keeps as attributes (lr, momentum, beta1, ...)."""
-    return {k: v for k, v in vars(optimizer).items() if k not in ("t", "state")}
+    """The optimizer's constructor arguments (lr, momentum, beta1, ...), read from the
+    attributes of the same names, so that `type(optimizer)(**them)` rebuilds it."""
+    names = inspect.signature(type(optimizer)).parameters
+    return {name: getattr(optimizer, name) for name in names}
 
 
 def _digest(tensors: Mapping[str, np.ndarray]) -> str:
