@@ -112,8 +112,9 @@ def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
                 raise ValueError("numpy arrays live on the CPU")
             return "cpu"
         if name == "cupy":
-            if isinstance(device, str):
-                device = int(device.rsplit(":", 1)[-1]) if ":" in device else 0
+            if isinstance(device, str):  # "cuda:1", "1" or "cuda"
+                index = device.rsplit(":", 1)[-1]
+                device = int(index) if index.isdigit() else 0
             return device if isinstance(device, xp.cuda.Device) else xp.cuda.Device(int(device))
         if name == "torch":
             torch = importlib.import_module("torch")
