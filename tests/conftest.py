@@ -12,6 +12,10 @@ import pytest
 
 import xpnet
 
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs scipy's, switched on before
+# scipy is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:

@@ -1,0 +1,272 @@
+"""xpnet.sklearn: scikit-learn's own estimator checks, the array API rules (training and
+predictions follow X's library and device under array_api_dispatch; NumPy otherwise), losses
+and stopping rules against scikit-learn's definitions, Pipeline and GridSearchCV."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.datasets import load_iris, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._testing import ignore_warnings
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import xpnet
+from xpnet.sklearn import MLPClassifier, MLPRegressor
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_sklearn_estimator_checks(estimator, check):
+    # As scikit-learn's own test_common does: several checks fit with too few iterations on
+    # purpose, so the ConvergenceWarning that max_iter triggers is expected there.
+    with ignore_warnings(category=ConvergenceWarning):
+        check(estimator)
+
+
+def test_import_xpnet_does_not_import_sklearn():
+    code = "import sys, xpnet; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_classifier_learns_iris_with_string_labels(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=1000)
+    clf.fit(X, names)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert clf.out_activation_ == "softmax"
+    assert clf.score(X, names) > 0.95
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[np.argmax(proba, axis=1)])
+    assert [c.shape for c in clf.coefs_] == [(4, 16), (16, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(16,), (3,)]
+    assert clf.n_features_in_ == 4 and clf.n_layers_ == 3 and clf.n_outputs_ == 3
+
+
+def test_binary_and_multilabel_use_sigmoid_outputs(iris):
+    X, y = iris
+    binary = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000)
+    binary.fit(X, y == 0)
+    assert binary.out_activation_ == "logistic" and binary.n_outputs_ == 1
+    proba = binary.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_array_equal(binary.predict(X), binary.classes_[np.argmax(proba, axis=1)])
+    assert binary.score(X, y == 0) == 1.0
+
+    Xm, Ym = make_multilabel_classification(n_samples=200, n_classes=3, random_state=0)
+    multi = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        multi.fit(Xm, Ym)
+    assert multi.out_activation_ == "logistic" and multi.n_outputs_ == 3
+    np.testing.assert_array_equal(multi.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(multi.predict(Xm), multi.predict_proba(Xm) > 0.5)
+    assert multi.score(Xm, Ym) > 0.6  # subset accuracy; chance is about 0.1
+
+
+def test_loss_curve_is_sklearns_loss_at_the_weights_before_the_epoch(iris):
+    """One full-batch epoch of partial_fit records the loss of the weights it started from:
+    cross-entropy as sklearn.metrics.log_loss, squared error / 2 for regression."""
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(5,), batch_size=len(X), shuffle=False)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    before = clf.predict_proba(X)
+    clf.partial_fit(X, y)
+    assert clf.loss_curve_[-1] == pytest.approx(log_loss(y, before), rel=1e-12)
+    assert clf.n_iter_ == 2 and clf.t_ == 2 * len(X)
+
+    reg = MLPRegressor(hidden_layer_sizes=(5,), batch_size=len(X), shuffle=False)
+    target = X[:, 3]
+    reg.partial_fit(X[:, :3], target)
+    before = reg.predict(X[:, :3])
+    reg.partial_fit(X[:, :3], target)
+    assert reg.loss_curve_[-1] == pytest.approx(0.5 * np.mean((before - target) ** 2), rel=1e-12)
+
+
+def test_stopping_rule_matches_sklearn():
+    """With a tol no epoch can beat, both stop after n_iter_no_change + 2 epochs, silently."""
+    X, y = make_regression(n_samples=60, n_features=4, noise=1.0, random_state=0)
+    params = dict(hidden_layer_sizes=(4,), tol=1e6, n_iter_no_change=3, random_state=0)
+    ours = MLPRegressor(**params).fit(X, y)
+    theirs = SklearnMLPRegressor(**params).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 5
+    assert len(ours.loss_curve_) == 5 and ours.best_loss_ == min(ours.loss_curve_)
+
+
+def test_max_iter_raises_convergence_warning(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        MLPClassifier(max_iter=3).fit(X, y)
+
+
+def test_early_stopping_restores_the_best_epoch(iris):
+    """It stops n_iter_no_change epochs after the best validation score and returns to those
+    weights: the same run cut off at the best epoch (a deterministic trajectory) ends there."""
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        learning_rate_init=0.01,
+        early_stopping=True,
+        validation_fraction=0.2,
+        random_state=0,
+    )
+    clf = MLPClassifier(**params, max_iter=1000).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ < 1000
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None
+    best_epoch = clf.validation_scores_.index(clf.best_validation_score_) + 1
+    assert clf.n_iter_ > best_epoch
+    with pytest.warns(ConvergenceWarning):
+        cut = MLPClassifier(**params, max_iter=best_epoch).fit(X, y)
+    for ours, theirs in zip(
+        clf.coefs_ + clf.intercepts_, cut.coefs_ + cut.intercepts_, strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        clf.partial_fit(X, y)
+
+
+def test_partial_fit_errors_name_the_fix(iris):
+    X, y = iris
+    clf = MLPClassifier()
+    with pytest.raises(ValueError, match="first call to partial_fit needs classes"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
+    with pytest.raises(ValueError, match=r"y has classes \[2\] that are not in classes_"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="activation"):
+        MLPClassifier(activation="sigmoid").fit(X, y)
+
+
+def test_pipeline_and_grid_search(iris):
+    X, y = load_iris(return_X_y=True)
+    mlp = MLPClassifier(learning_rate_init=0.01, max_iter=1000, random_state=0)
+    pipe = make_pipeline(StandardScaler(), mlp)
+    grid = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(2,), (16,)]}, cv=3)
+    grid.fit(X, y)
+    width = grid.best_params_["mlpclassifier__hidden_layer_sizes"][0]
+    assert grid.best_estimator_[-1].coefs_[0].shape == (4, width)  # set_params reached it
+    assert np.all(grid.cv_results_["mean_test_score"] > 0.85)
+    assert grid.score(X, y) > 0.95
+
+
+def test_pickle_round_trip_on_another_backend(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, backend="torch", random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    assert xpnet.backend_of(again.coefs_[0]).name == "torch"
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+# -- array API: training and results follow X ---------------------------------------------
+
+
+def _fit_on_host(X, y, dtype, **params):
+    with pytest.warns(ConvergenceWarning):
+        return MLPClassifier(**params).fit(X.astype(dtype), y)
+
+
+PARAMS = dict(hidden_layer_sizes=(8,), max_iter=10, random_state=0)
+
+
+def test_dispatch_trains_in_xs_library_and_device(backend, dtype, iris):
+    """Under array_api_dispatch the fit runs in X's library on X's device: coefs_,
+    predictions and probabilities live there, and they match a NumPy fit to rounding (the
+    same seed gives the same net everywhere)."""
+    X, y = iris
+    Xb, yb = backend.from_host(X.astype(dtype)), backend.from_host(y)
+    with sklearn.config_context(array_api_dispatch=True):
+        clf = MLPClassifier(**PARAMS)
+        with pytest.warns(ConvergenceWarning):
+            clf.fit(Xb, yb)
+        proba, labels = clf.predict_proba(Xb), clf.predict(Xb)
+        score = clf.score(Xb, yb)
+    for a in [*clf.coefs_, *clf.intercepts_, proba, labels, clf.classes_]:
+        placed = xpnet.backend_of(a)
+        assert (placed.name, str(placed.device)) == (backend.name, str(backend.device))
+    reference = _fit_on_host(X, y, dtype, **PARAMS)
+    eps = float(np.finfo(dtype).eps)
+    np.testing.assert_allclose(
+        xpnet.to_numpy(proba), reference.predict_proba(X.astype(dtype)), atol=1e3 * eps
+    )
+    np.testing.assert_allclose(clf.loss_curve_, reference.loss_curve_, rtol=1e3 * eps)
+    assert score == pytest.approx(reference.score(X.astype(dtype), y))
+
+
+def test_dispatch_regressor_and_mixed_targets(iris):
+    """y from another library is moved to X's; predictions come back as X's arrays."""
+    strict = pytest.importorskip("array_api_strict")
+    torch = pytest.importorskip("torch")
+    X, _ = iris
+    Xt = torch.asarray(X[:, :3])
+    yt = strict.asarray(X[:, 3], device=strict.Device("device1"))
+    with sklearn.config_context(array_api_dispatch=True):
+        reg = MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000)
+        reg.fit(Xt, yt)
+        pred = reg.predict(Xt)
+        score = reg.score(Xt, torch.asarray(X[:, 3]))
+    assert isinstance(pred, torch.Tensor) and pred.shape == (len(X),)
+    assert all(isinstance(c, torch.Tensor) for c in reg.coefs_)
+    assert score > 0.9
+
+
+def test_without_dispatch_numpy_in_numpy_out(iris):
+    torch = pytest.importorskip("torch")
+    X, y = iris
+    clf = MLPClassifier(**PARAMS)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(torch.asarray(X), torch.asarray(y))
+    assert isinstance(clf.coefs_[0], np.ndarray)
+    assert isinstance(clf.predict_proba(torch.asarray(X)), np.ndarray)
+    np.testing.assert_array_equal(
+        clf.predict_proba(X), _fit_on_host(X, y, "float64", **PARAMS).predict_proba(X)
+    )
+
+
+def test_explicit_backend_trains_there_and_answers_in_numpy(iris):
+    pytest.importorskip("array_api_strict")
+    X, y = iris
+    clf = MLPClassifier(**PARAMS, backend="array_api_strict", device="device1", dtype="float32")
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    placed = xpnet.backend_of(clf.coefs_[0])
+    assert (placed.name, str(placed.device)) == (
+        "array_api_strict",
+        "array_api_strict.Device('device1')",
+    )
+    proba = clf.predict_proba(X)
+    assert isinstance(proba, np.ndarray) and proba.dtype == np.float32
+    reference = _fit_on_host(X, y, "float32", **PARAMS)
+    np.testing.assert_allclose(
+        proba, reference.predict_proba(X), atol=1e3 * np.finfo("float32").eps
+    )
+
+
+def test_fitted_on_torch_refuses_numpy_input_under_dispatch(iris):
+    torch = pytest.importorskip("torch")
+    X, y = iris
+    with sklearn.config_context(array_api_dispatch=True):
+        clf = MLPClassifier(**PARAMS)
+        with pytest.warns(ConvergenceWarning):
+            clf.fit(torch.asarray(X), torch.asarray(y))
+        with pytest.raises(ValueError, match="must use the same namespace"):
+            clf.predict(X)
