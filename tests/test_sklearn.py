@@ -153,6 +153,8 @@ def test_partial_fit_errors_name_the_fix(iris):
         clf.partial_fit(X, y)
     with pytest.raises(ValueError, match="activation"):
         MLPClassifier(activation="sigmoid").fit(X, y)
+    with pytest.raises(ValueError, match="'backend' parameter"):
+        MLPClassifier(backend=xpnet.get_backend("numpy")).fit(X, y)  # names only: clone copies
 
 
 def test_pipeline_and_grid_search(iris):

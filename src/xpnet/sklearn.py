@@ -115,7 +115,7 @@ class _BaseMLP(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
             Options(Real, {np.inf}),
         ],
-        "backend": [None, StrOptions({"auto", *BACKEND_NAMES}), Backend],
+        "backend": [None, StrOptions({"auto", *BACKEND_NAMES})],
         "device": "no_validation",
         "dtype": [None, StrOptions({"float32", "float64"})],
     }
@@ -140,7 +140,7 @@ class _BaseMLP(BaseEstimator):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int = 10,
-        backend: str | Backend | None = None,
+        backend: str | None = None,
         device: Any = None,
         dtype: str | None = None,
     ) -> None:
@@ -421,9 +421,9 @@ _PARAMETERS_DOC = """
     learning_rate_init, max_iter, shuffle, random_state, tol, verbose, momentum,
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change :
         As in scikit-learn (constant learning rate; verbose shows xpnet's progress bar).
-    backend : {None, "auto", "numpy", "cupy", "torch", "array_api_strict"} or Backend
-        None (default): train where X lives (NumPy unless array API dispatch is on).
-        A name: move the data there and train there.
+    backend : {None, "auto", "numpy", "cupy", "torch", "array_api_strict"}, default=None
+        None: train where X lives (NumPy unless array API dispatch is on). A name (a plain
+        string, so that clone and GridSearchCV can copy it): move the data there, train there.
     device : default=None
         The device on that backend (e.g. "cuda:1"); None: X's device, or the default one.
     dtype : {None, "float32", "float64"}, default=None
