@@ -46,6 +46,7 @@ class Linear:
             self.params["b"] = asarray(b, like=self)
         self.grads: dict[str, Array] = {}
         self._x: Array = None
+        self._ops: ModuleType = ops.ops_for(self.backend.xp)
 
     @property
     def W(self) -> Array:
@@ -63,18 +64,20 @@ class Linear:
 
     def forward(self, x: Array) -> Array:
         self._x = x
-        y = x @ self.params["W"]
-        return y + self.params["b"] if "b" in self.params else y
+        return self._ops.linear(x, self.params["W"], self.params.get("b"), self.backend.xp)
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
         """Set grads["W"] = x.T @ grad and grads["b"] = sum(grad); return grad @ W.T (dL/dx)
         unless `input_grad` is False (the first layer of a net in training needs no dL/dx)."""
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
-        self.grads = {"W": self._x.T @ grad}
-        if "b" in self.params:
-            self.grads["b"] = self.backend.xp.sum(grad, axis=0)
-        return grad @ self.params["W"].T if input_grad else None
+        params = self.params
+        bias = "b" in params
+        dW, db, dx = self._ops.linear_backward(
+            self._x, grad, params["W"], bias, input_grad, self.backend.xp
+        )
+        self.grads = {"W": dW, "b": db} if bias else {"W": dW}
+        return dx
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out})"
@@ -83,8 +86,8 @@ class Linear:
 class Activation:
     """An elementwise activation that caches its output y; backward needs only y.
 
-    The namespace is read from the input and kept while inputs keep the same array type, so
-    it is resolved once, not per operation."""
+    The namespace and its ops are read from the input and kept while inputs keep the same
+    array type, so they are resolved once, not per operation."""
 
     name: str = ""
 
@@ -94,26 +97,34 @@ class Activation:
         self._y: Array = None
         self._array_type: type | None = None
         self._xp: ModuleType | None = None
-        self._ops: ModuleType = ops.generic
+        self._forward: Any = None
+        self._forward_inplace: Any = None
+        self._backward: Any = None
 
     def _bind(self, x: Array) -> None:
-        if type(x) is not self._array_type:
-            self._xp = array_namespace(x)
-            self._ops = ops.ops_for(self._xp)
-            self._array_type = type(x)
+        """Resolve the namespace and this activation's ops for x's array type."""
+        self._xp = array_namespace(x)
+        fns = ops.ops_for(self._xp)
+        self._forward = getattr(fns, self.name)
+        self._forward_inplace = getattr(fns, self.name + "_inplace", self._forward)
+        self._backward = getattr(fns, self.name + "_backward")
+        self._array_type = type(x)
 
     def parameters(self) -> dict[str, Array]:
         return self.params
 
-    def forward(self, x: Array) -> Array:
-        self._bind(x)
-        self._y = getattr(self._ops, self.name)(x, self._xp)
-        return self._y
+    def forward(self, x: Array, inplace: bool = False) -> Array:
+        """The activation of x; with `inplace`, x may be overwritten with it (the caller
+        promises not to use x again, as MLP.forward does with each matmul output)."""
+        if type(x) is not self._array_type:
+            self._bind(x)
+        self._y = y = (self._forward_inplace if inplace else self._forward)(x, self._xp)
+        return y
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array:
         if self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return getattr(self._ops, self.name + "_backward")(self._y, grad, self._xp)
+        return self._backward(self._y, grad, self._xp)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

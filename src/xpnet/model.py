@@ -60,6 +60,7 @@ class MLP:
         for linear, act in zip(self.linears, activations, strict=True):
             self.layers += [linear, ACTIVATIONS[act]()]
         self._grads: dict[str, Array] = {}
+        self._input_type: type | None = None  # the array type of inputs that passed the checks
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
@@ -76,7 +77,18 @@ class MLP:
 
     # -- forward and backward -------------------------------------------------------------
     def check_input(self, X: Array, what: str = "X") -> None:
-        """Raise a clear error unless X is (batch, n_in), of the net's dtype, backend and device."""
+        """Raise a clear error unless X is (batch, n_in), of the net's dtype, backend and device.
+
+        An array of the type that passed before needs only attribute compares (once per step,
+        cheap); anything else takes the full check, which names the problem."""
+        if (
+            type(X) is self._input_type
+            and X.dtype == self.dtype
+            and X.ndim == 2
+            and X.shape[1] == self.sizes[0]
+            and getattr(X, "device", "cpu") == self.backend.device
+        ):
+            return
         check_placement(X, self.backend, what)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(
@@ -91,12 +103,15 @@ class MLP:
                 f"convert it with xpnet.asarray({what}, like=net) (integers and booleans are "
                 "cast to the net's float dtype)"
             )
+        self._input_type = type(X)
 
     def forward(self, X: Array) -> Array:
-        """Outputs (batch, n_out) for inputs X (batch, n_in); caches activations for backward."""
+        """Outputs (batch, n_out) for inputs X (batch, n_in); caches activations for backward.
+        Each activation is computed in place into its Linear's fresh output."""
         self.check_input(X)
-        for layer in self.layers:
-            X = layer.forward(X)
+        layers = self.layers
+        for k in range(0, len(layers), 2):
+            X = layers[k + 1].forward(layers[k].forward(X), inplace=True)
         return X
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from array_api_compat import array_namespace, is_writeable_array
 
+from . import ops
+
 Array = Any
 
 
@@ -24,12 +26,27 @@ class Trainable(Protocol):
     def grads(self) -> dict[str, Array]: ...
 
 
-def _subtract(model: Trainable, name: str, p: Array, delta: Array) -> None:
-    """p <- p - delta, in place when p is writeable."""
+def _store(model: Trainable, name: str, p: Array, new: Array) -> None:
+    """Make `new` the value of parameter `name` (currently `p`): nothing to do when an ops
+    update already wrote into p, a copy into p when p is writeable, else a rebind."""
+    if new is p:
+        return
     if is_writeable_array(p):
-        p -= delta
+        p[...] = new
     else:
-        model.set_parameter(name, p - delta)
+        model.set_parameter(name, new)
+
+
+_BY_TYPE: dict[type, tuple[Any, Any]] = {}
+
+
+def _namespace_and_ops(p: Array) -> tuple[Any, Any]:
+    """The namespace and ops module of an array, looked up once per array type."""
+    found = _BY_TYPE.get(type(p))
+    if found is None:
+        xp = array_namespace(p)
+        found = _BY_TYPE[type(p)] = (xp, ops.ops_for(xp))
+    return found
 
 
 class Optimizer:
@@ -49,10 +66,14 @@ class Optimizer:
         if not grads:
             raise RuntimeError("no gradients: call net.backward(...) before optimizer.step(net)")
         self.t += 1
-        for name, p in model.parameters().items():
-            self._update(model, name, p, grads[name])
+        params = model.parameters()
+        xp, fns = _namespace_and_ops(next(iter(params.values())))  # once per step
+        for name, p in params.items():
+            self._update(model, name, p, grads[name], xp, fns)
 
-    def _update(self, model: Trainable, name: str, p: Array, g: Array) -> None:
+    def _update(self, model: Trainable, name: str, p: Array, g: Array, xp: Any, fns: Any) -> None:
+        """Update parameter `name` (p) from its gradient g with the ops module `fns` (fast
+        paths write in place) and `_store` the result."""
         raise NotImplementedError
 
     def _slot(self, slot: str, name: str, like: Array) -> Array:
@@ -82,16 +103,16 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
 
-    def _update(self, model, name, p, g):
+    def _update(self, model, name, p, g, xp, fns):
         if self.momentum:
             v = self._slot("velocity", name, p)
-            if is_writeable_array(v):
-                v *= self.momentum
-                v += g
-            else:
-                v = self.state[f"velocity.{name}"] = v * self.momentum + g
-            g = v
-        _subtract(model, name, p, self.lr * g)
+            new, self.state[f"velocity.{name}"] = fns.momentum_update(
+                p, g, v, self.lr, self.momentum, xp
+            )
+        else:
+            new = fns.sgd_update(p, g, self.lr, xp)
+        if new is not p:
+            _store(model, name, p, new)
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr}, momentum={self.momentum})"
@@ -114,15 +135,15 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _update(self, model, name, p, g):
-        xp = array_namespace(p)
+    def _update(self, model, name, p, g, xp, fns):
         m = self._slot("m", name, p)
         v = self._slot("v", name, p)
-        m = self.state[f"m.{name}"] = self.beta1 * m + (1.0 - self.beta1) * g
-        v = self.state[f"v.{name}"] = self.beta2 * v + (1.0 - self.beta2) * (g * g)
         correction2 = math.sqrt(1.0 - self.beta2**self.t)
         step = self.lr / (1.0 - self.beta1**self.t)
-        _subtract(model, name, p, step * m / (xp.sqrt(v) * (1.0 / correction2) + self.eps))
+        hyper = (step, self.beta1, self.beta2, self.eps, correction2)
+        new, m, v = fns.adam_update(p, g, m, v, hyper, xp)
+        self.state[f"m.{name}"], self.state[f"v.{name}"] = m, v
+        _store(model, name, p, new)
 
     def __repr__(self) -> str:
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"

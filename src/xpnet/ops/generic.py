@@ -57,3 +57,57 @@ def softmax(z: Array, xp: ModuleType) -> Array:
     """exp(z) / sum(exp(z)) along the last axis, with the row max subtracted first."""
     e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+# -- fused steps: the fast paths do these in place; here, the reference in plain array API ----
+
+
+def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
+    """x @ W + b (x @ W when b is None)."""
+    y = x @ W
+    return y if b is None else y + b
+
+
+def linear_backward(
+    x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
+) -> tuple[Array, Array | None, Array | None]:
+    """(dL/dW, dL/db, dL/dx) of y = x @ W + b: x.T @ grad, the column sums of grad (None
+    without a bias) and grad @ W.T (None unless `input_grad`)."""
+    db = xp.sum(grad, axis=0) if bias else None
+    return x.T @ grad, db, grad @ W.T if input_grad else None
+
+
+def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    """(0.5 * sum((Y - T)**2), Y - T): the SSE loss and its gradient from one difference."""
+    D = Y - T
+    return 0.5 * xp.sum(D * D), D
+
+
+def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+    """p - lr * g. (Fast paths update p in place and return it.)"""
+    return p - lr * g
+
+
+def momentum_update(
+    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    """(p - lr * v', v') with v' = mu * v + g: PyTorch's heavy-ball form."""
+    v = mu * v + g
+    return p - lr * v, v
+
+
+def adam_update(
+    p: Array,
+    g: Array,
+    m: Array,
+    v: Array,
+    hyper: tuple[float, float, float, float, float],
+    xp: ModuleType,
+) -> tuple[Array, Array, Array]:
+    """One Adam step (PyTorch's form): m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
+    p' = p - step * m' / (sqrt(v') / c2 + eps), where hyper = (step, b1, b2, eps, c2) with the
+    bias corrections folded into step = lr / (1 - b1^t) and c2 = sqrt(1 - b2^t)."""
+    step, beta1, beta2, eps, correction2 = hyper
+    m = beta1 * m + (1.0 - beta1) * g
+    v = beta2 * v + (1.0 - beta2) * (g * g)
+    return p - step * m / (xp.sqrt(v) * (1.0 / correction2) + eps), m, v

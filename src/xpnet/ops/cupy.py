@@ -1,0 +1,222 @@
+"""Fused CuPy kernels for the ops in `generic`, and CUDA-graph capture of a whole step.
+
+Each elementwise step is one kernel (`cupy.ElementwiseKernel`): the sigmoid in the split form
+of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, the bias add, the
+SSE loss value as one reduction, and the SGD, momentum and Adam updates in place. Nothing
+here synchronises with the host. Each returns what its generic twin returns, to rounding
+(tested against it where a GPU is present); an `_inplace` op may overwrite its input, which
+its caller promises not to read again.
+
+For small nets, where launch overhead dominates, `capture(step)` records a whole training
+step in a CUDA graph and returns a function that replays it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import cupy
+
+from . import generic
+from .generic import (
+    identity,
+    identity_backward,
+    log_softmax,
+    relu,
+    relu_backward,
+    softmax,
+    tanh,
+)
+
+__all__ = [
+    "adam_update",
+    "capture",
+    "identity",
+    "identity_backward",
+    "identity_inplace",
+    "linear",
+    "linear_backward",
+    "log_softmax",
+    "momentum_update",
+    "relu",
+    "relu_backward",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "softmax",
+    "sse",
+    "tanh",
+    "tanh_backward",
+    "tanh_inplace",
+]
+
+Array = Any
+
+_sigmoid = cupy.ElementwiseKernel(
+    "T x",
+    "T y",
+    """
+    T e = exp(-fabs(x));
+    T r = T(1) / (T(1) + e);
+    y = x >= T(0) ? r : e * r;
+    """,
+    "xpnet_sigmoid",
+)
+_sigmoid_backward = cupy.ElementwiseKernel(
+    "T y, T g", "T out", "out = g * y * (T(1) - y)", "xpnet_sigmoid_backward"
+)
+_tanh_backward = cupy.ElementwiseKernel(
+    "T y, T g", "T out", "out = g * (T(1) - y * y)", "xpnet_tanh_backward"
+)
+_half_sum_of_squares = cupy.ReductionKernel(
+    "T d", "T s", "d * d", "a + b", "s = T(0.5) * a", "0", "xpnet_half_sum_of_squares"
+)
+_sgd = cupy.ElementwiseKernel("T g, T lr", "T p", "p = p - lr * g", "xpnet_sgd")
+_momentum = cupy.ElementwiseKernel(
+    "T g, T lr, T mu", "T p, T v", "v = mu * v + g; p = p - lr * v", "xpnet_momentum"
+)
+_adam = cupy.ElementwiseKernel(
+    "T g, T step, T b1, T c1, T b2, T c2, T eps, T inv_corr2",
+    "T p, T m, T v",
+    """
+    m = b1 * m + c1 * g;
+    v = b2 * v + c2 * (g * g);
+    p = p - step * m / (sqrt(v) * inv_corr2 + eps);
+    """,
+    "xpnet_adam",
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Both cupy arrays of one dtype and shape: what the fused kernels take."""
+    return type(a) is cupy.ndarray is type(b) and a.dtype == b.dtype and a.shape == b.shape
+
+
+def sigmoid(x: Array, xp: ModuleType) -> Array:
+    """generic.sigmoid (split form) in one kernel."""
+    return _sigmoid(x)
+
+
+def sigmoid_inplace(x: Array, xp: ModuleType) -> Array:
+    return _sigmoid(x, x)
+
+
+def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    """grad * y * (1 - y) in one kernel."""
+    if not _same(y, grad):
+        return grad * y * (1.0 - y)
+    return _sigmoid_backward(y, grad)
+
+
+def tanh_inplace(x: Array, xp: ModuleType) -> Array:
+    return cupy.tanh(x, out=x)
+
+
+def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    """grad * (1 - y**2) in one kernel."""
+    if not _same(y, grad):
+        return grad * (1.0 - y * y)
+    return _tanh_backward(y, grad)
+
+
+def identity_inplace(x: Array, xp: ModuleType) -> Array:
+    return x
+
+
+def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
+    """x @ W (cuBLAS), then the bias added in place: one kernel."""
+    y = x @ W
+    if b is not None:
+        y += b
+    return y
+
+
+def linear_backward(
+    x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
+) -> tuple[Array, Array | None, Array | None]:
+    """(x.T @ grad, column sums of grad, grad @ W.T): cuBLAS takes the transposes as flags."""
+    db = grad.sum(axis=0) if bias else None
+    return x.T @ grad, db, grad @ W.T if input_grad else None
+
+
+def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    """(0.5 * sum((Y - T)**2), Y - T): a subtraction and one reduction kernel."""
+    D = Y - T
+    return _half_sum_of_squares(D), D
+
+
+def _scalar(p: Array, value: float) -> Any:
+    """A Python float as a scalar of p's dtype, so kernels round as the generic code does."""
+    return p.dtype.type(value)
+
+
+def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+    """p <- p - lr * g in one kernel, in place."""
+    if not _same(p, g):
+        return p - lr * g
+    _sgd(g, _scalar(p, lr), p)
+    return p
+
+
+def momentum_update(
+    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    """v <- mu * v + g, p <- p - lr * v in one kernel, in place."""
+    if not (_same(p, g) and _same(v, g)):
+        v = mu * v + g
+        return p - lr * v, v
+    _momentum(g, _scalar(p, lr), _scalar(p, mu), p, v)
+    return p, v
+
+
+def adam_update(
+    p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    """generic.adam_update in one kernel, p, m and v in place."""
+    step, beta1, beta2, eps, correction2 = hyper
+    if not (_same(p, g) and _same(m, g) and _same(v, g)):
+        return generic.adam_update(p, g, m, v, hyper, xp)
+    scalars = (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, 1.0 / correction2)
+    _adam(g, *(_scalar(p, s) for s in scalars), p, m, v)
+    return p, m, v
+
+
+class _Replay:
+    """A captured step: calling it launches the graph and returns the captured result."""
+
+    def __init__(self, graph: Any, stream: Any, pool: Any, result: Any) -> None:
+        self.graph, self.stream, self.result = graph, stream, result
+        self.pool = pool  # the graph's memory lives as long as the graph
+
+    def __call__(self) -> Any:
+        self.graph.launch(self.stream)
+        return self.result
+
+
+def capture(step: Callable[[], Any]) -> Callable[[], Any]:
+    """Record `step` (a whole training step on fixed device arrays) in a CUDA graph; return a
+    function that replays it and returns what `step` returned (its arrays refilled).
+
+    `step` runs twice for real first, so everything it keeps (gradients, optimizer state) is
+    allocated and the memory pool holds a block for every temporary: the capture itself
+    runs nothing and allocates nothing from the device. The temporaries come from a pool of
+    the graph's own, so no other array is ever handed memory the graph writes. Feed new data
+    by copying into the arrays `step` reads (`x[...] = batch`). Python-side values are frozen
+    at capture: a step whose Python numbers change per call (Adam's bias corrections, a
+    learning-rate schedule) must not be captured; plain SGD and momentum can be."""
+    pool = cupy.cuda.MemoryPool()
+    stream = cupy.cuda.Stream()  # a blocking stream: ordered with the default stream
+    cupy.cuda.Device().synchronize()
+    with cupy.cuda.using_allocator(pool.malloc), stream:
+        step()
+        step()
+        stream.synchronize()
+        stream.begin_capture()
+        try:
+            result = step()
+        finally:
+            graph = stream.end_capture()
+    return _Replay(graph, stream, pool, result)

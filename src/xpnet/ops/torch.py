@@ -1,0 +1,123 @@
+"""PyTorch versions of the ops in `generic`: one fused kernel where PyTorch has one.
+
+`torch.sigmoid` and the `aten` backward kernels PyTorch's own autograd calls, `addmm` for the
+bias add, and the in-place `add_`/`addcmul_`/`addcdiv_` updates of `torch.optim`. Each returns
+what its generic twin returns, to rounding (tested against it); an `_inplace` op may
+overwrite its input, which its caller promises not to read again.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from .generic import (
+    identity,
+    identity_backward,
+    log_softmax,
+    relu,
+    relu_backward,
+    softmax,
+    tanh,
+)
+
+__all__ = [
+    "adam_update",
+    "identity",
+    "identity_backward",
+    "identity_inplace",
+    "linear",
+    "linear_backward",
+    "log_softmax",
+    "momentum_update",
+    "relu",
+    "relu_backward",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "softmax",
+    "sse",
+    "tanh",
+    "tanh_backward",
+    "tanh_inplace",
+]
+
+Array = Any
+_aten = torch.ops.aten
+
+
+def sigmoid(x: Array, xp: ModuleType) -> Array:
+    """PyTorch's sigmoid kernel: no overflow; below the smallest normal number it may give 0
+    where the split form gives a subnormal."""
+    return torch.sigmoid(x)
+
+
+def sigmoid_inplace(x: Array, xp: ModuleType) -> Array:
+    return x.sigmoid_()
+
+
+def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    """grad * (1 - y) * y in one kernel (the one autograd uses)."""
+    if grad.shape != y.shape or grad.dtype != y.dtype:
+        return grad * y * (1.0 - y)
+    return _aten.sigmoid_backward(grad, y)
+
+
+def tanh_inplace(x: Array, xp: ModuleType) -> Array:
+    return x.tanh_()
+
+
+def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    """grad * (1 - y**2) in one kernel."""
+    if grad.shape != y.shape or grad.dtype != y.dtype:
+        return grad * (1.0 - y * y)
+    return _aten.tanh_backward(grad, y)
+
+
+def identity_inplace(x: Array, xp: ModuleType) -> Array:
+    return x
+
+
+def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
+    """x @ W + b in one addmm."""
+    return x @ W if b is None else torch.addmm(b, x, W)
+
+
+def linear_backward(
+    x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
+) -> tuple[Array, Array | None, Array | None]:
+    """generic.linear_backward with torch's own sum (no compat wrapper)."""
+    return x.T @ grad, grad.sum(0) if bias else None, grad @ W.T if input_grad else None
+
+
+def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    """(0.5 * sum((Y - T)**2), Y - T): one subtraction and one dot product."""
+    D = Y - T
+    flat = D.reshape(-1)
+    return 0.5 * torch.dot(flat, flat), D
+
+
+def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+    return p.add_(g, alpha=-lr)
+
+
+def momentum_update(
+    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    v.mul_(mu).add_(g)
+    return p.add_(v, alpha=-lr), v
+
+
+def adam_update(
+    p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    """torch.optim.Adam's single-tensor update, in place."""
+    step, beta1, beta2, eps, correction2 = hyper
+    m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+    denom = v.sqrt().mul_(1.0 / correction2).add_(eps)
+    p.addcdiv_(m, denom, value=-step)
+    return p, m, v

@@ -1,0 +1,232 @@
+"""The fast ops paths (ops/numpy.py, ops/torch.py, ops/cupy.py) against ops/generic.py, the
+array-API reference, on every backend that has one; the in-place contracts; and a training
+run that must not change when the fast paths are switched off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import ops
+from xpnet.ops import generic
+
+
+@pytest.fixture
+def fast(xp):
+    fns = ops.ops_for(xp)
+    if fns is generic:
+        pytest.skip(f"{xp.__name__} has no fast path: generic is the reference itself")
+    return fns
+
+
+def _tol(dtype):
+    eps = float(np.finfo(dtype).eps)
+    return {"rtol": 16 * eps, "atol": float(np.finfo(dtype).smallest_normal)}
+
+
+def _close(got, want, dtype, scale=1.0, magnitude=0.0):
+    """Equal to rounding: `scale` roundings' worth relative, and where a difference of
+    operands of size `magnitude` cancels (a fused multiply-add rounds once, not twice), a few
+    ulps of that magnitude absolute."""
+    tol = _tol(dtype)
+    atol = max(tol["atol"], 4 * float(np.finfo(dtype).eps) * magnitude)
+    np.testing.assert_allclose(
+        xpnet.to_numpy(got), xpnet.to_numpy(want), rtol=tol["rtol"] * scale, atol=atol
+    )
+
+
+def _arr(host, backend, dtype):
+    return xpnet.asarray(np.asarray(host), like=backend, dtype=dtype)
+
+
+def _rand(backend, dtype, *shape, seed=0, scale=1.0):
+    return _arr(np.random.default_rng(seed).normal(0.0, scale, shape), backend, dtype)
+
+
+def test_every_fast_module_has_every_generic_op(fast):
+    public = {
+        name
+        for name, fn in vars(generic).items()
+        if callable(fn) and not name.startswith("_") and fn.__module__ == generic.__name__
+    }
+    assert public <= set(dir(fast)), sorted(public - set(dir(fast)))
+    for act in ("sigmoid", "tanh", "identity"):
+        assert callable(getattr(fast, f"{act}_inplace"))
+
+
+def test_dispatch_by_namespace(xp):
+    fns = ops.ops_for(xp)
+    assert ops.ops_for(xp) is fns  # resolved once
+    name = xp.__name__.removeprefix("array_api_compat.")
+    expected = {"numpy": "numpy", "torch": "torch", "cupy": "cupy"}.get(name)
+    assert fns.__name__ == (f"xpnet.ops.{expected}" if expected else generic.__name__)
+
+
+# the tails: sigmoid(-100) is ~4e-44 (float32 subnormal); +-1e4 overflows a naive exp
+EXTREMES = [-1e4, -100.0, -88.0, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 100.0, 1e4]
+
+
+def test_sigmoid_matches_the_split_form(fast, xp, backend, dtype):
+    host = np.concatenate([EXTREMES, np.random.default_rng(1).normal(0, 8, 500)])
+    x = _arr(host.reshape(2, -1), backend, dtype)
+    before = xpnet.to_numpy(x).copy()
+    want = generic.sigmoid(x, xp)
+    _close(fast.sigmoid(x, xp), want, dtype)
+    np.testing.assert_array_equal(xpnet.to_numpy(x), before)  # the plain op leaves x alone
+    y = fast.sigmoid_inplace(x, xp)
+    _close(y, want, dtype)
+    out = xpnet.to_numpy(y)
+    assert np.all((out >= 0) & (out <= 1))
+    assert out[0, 0] == 0.0 or out[0, 0] < np.finfo(dtype).smallest_normal
+    assert out[0, EXTREMES.index(1e4)] == 1.0
+
+
+@pytest.mark.parametrize("n", [3, 4096])  # both sides of the numpy path's errstate switch
+def test_sigmoid_inplace_writes_into_its_input_without_warnings(fast, xp, backend, dtype, n):
+    x = _rand(backend, dtype, 1, n, scale=200.0)  # many values overflow a naive exp
+    want = generic.sigmoid(x, xp)
+    y = fast.sigmoid_inplace(x, xp)
+    _close(y, want, dtype)
+    _close(x, want, dtype)  # x now holds the result
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_activation_backward_matches_generic(fast, xp, backend, dtype, name):
+    x = _rand(backend, dtype, 7, 33)
+    y = getattr(generic, name)(x, xp)
+    grad = _rand(backend, dtype, 7, 33, seed=2)
+    grad_host, y_host = xpnet.to_numpy(grad).copy(), xpnet.to_numpy(y).copy()
+    want = getattr(generic, f"{name}_backward")(y, grad, xp)
+    got = getattr(fast, f"{name}_backward")(y, grad, xp)
+    _close(got, want, dtype, magnitude=float(np.max(np.abs(grad_host))))  # 1 - y*y cancels
+    np.testing.assert_array_equal(xpnet.to_numpy(grad), grad_host)
+    np.testing.assert_array_equal(xpnet.to_numpy(y), y_host)
+    _close(getattr(fast, f"{name}_inplace")(x, xp), y, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3), (64, 128, 10), (5, 40, 30)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_forward_and_backward_match_generic(fast, xp, backend, dtype, shape, bias):
+    batch, n_in, n_out = shape  # (5, 40, 30) W takes the numpy path's contiguous W.T copy
+    x = _rand(backend, dtype, batch, n_in)
+    W = _rand(backend, dtype, n_in, n_out, seed=1)
+    b = _rand(backend, dtype, n_out, seed=2) if bias else None
+    grad = _rand(backend, dtype, batch, n_out, seed=3)
+    scale = max(n_in, batch)  # sums of n terms round n times
+    _close(fast.linear(x, W, b, xp), generic.linear(x, W, b, xp), dtype, scale)
+    for input_grad in (True, False):
+        got = fast.linear_backward(x, grad, W, bias, input_grad, xp)
+        want = generic.linear_backward(x, grad, W, bias, input_grad, xp)
+        for g, w in zip(got, want, strict=True):
+            assert (g is None) == (w is None)
+            if w is not None:
+                _close(g, w, dtype, scale)
+        assert got[2] is None or tuple(got[2].shape) == (batch, n_in)
+
+
+def test_sse_value_and_gradient_match_generic(fast, xp, backend, dtype):
+    Y = _rand(backend, dtype, 16, 5)
+    T = _rand(backend, dtype, 16, 5, seed=1)
+    value, D = fast.sse(Y, T, xp)
+    want_value, want_D = generic.sse(Y, T, xp)
+    _close(value, want_value, dtype, 80)
+    _close(D, want_D, dtype)
+    assert tuple(value.shape) == ()
+    np.testing.assert_allclose(
+        float(xpnet.to_numpy(value)),
+        0.5 * np.sum((xpnet.to_numpy(Y).astype(float) - xpnet.to_numpy(T)) ** 2),
+        rtol=100 * np.finfo(dtype).eps,
+    )
+
+
+def _state(backend, dtype, n, seeds):
+    return [_rand(backend, dtype, n, seed=s) for s in seeds]
+
+
+@pytest.mark.parametrize("n", [7, 40_000])  # 40 000 takes the numpy path's blockwise update
+def test_sgd_and_momentum_update_in_place_as_generic(fast, xp, backend, dtype, n):
+    p, g, v = _state(backend, dtype, n, (1, 2, 3))
+    want = generic.sgd_update(p, g, 0.3, xp)
+    magnitude = 8.0  # |p|, |g|, |v| of normal samples: p - lr * g cancels near zero
+    got = fast.sgd_update(p, g, 0.3, xp)
+    assert got is p
+    _close(p, want, dtype, magnitude=magnitude)
+    want_p, want_v = generic.momentum_update(p, g, v, 0.1, 0.9, xp)
+    got_p, got_v = fast.momentum_update(p, g, v, 0.1, 0.9, xp)
+    assert got_p is p and got_v is v
+    _close(p, want_p, dtype, magnitude=magnitude)
+    _close(v, want_v, dtype, magnitude=magnitude)
+
+
+def test_adam_update_in_place_as_generic(fast, xp, backend, dtype):
+    p, g, m, v = _state(backend, dtype, 50, (1, 2, 3, 4))
+    v = v * v  # a second moment is non-negative
+    hyper = (0.01 / (1 - 0.9**3), 0.9, 0.999, 1e-8, (1 - 0.999**3) ** 0.5)
+    want = generic.adam_update(p, g, m, v, hyper, xp)
+    got = fast.adam_update(p, g, m, v, hyper, xp)
+    assert got[0] is p and got[1] is m and got[2] is v
+    for a, w in zip(got, want, strict=True):
+        _close(a, w, dtype, 4, magnitude=8.0)
+
+
+def test_numpy_read_only_parameter_is_not_written():
+    from xpnet.ops import numpy as fast
+
+    xp = xpnet.get_backend("numpy").xp
+    p = np.arange(4.0)
+    p.flags.writeable = False
+    new = fast.sgd_update(p, np.ones(4), 0.5, xp)
+    np.testing.assert_array_equal(p, np.arange(4.0))
+    np.testing.assert_array_equal(new, np.arange(4.0) - 0.5)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: xpnet.SGD(0.5), lambda: xpnet.Adam(0.01)])
+def test_training_is_the_same_with_the_fast_paths_off(backend, fast, monkeypatch, optimizer):
+    """Three steps of a sigmoid MLP in float64 with the fast ops and with generic ones."""
+    rng = np.random.default_rng(0)
+    X, T = rng.random((8, 5)), (rng.random((8, 3)) < 0.5).astype(float)
+
+    def train():
+        net = xpnet.MLP([5, 7, 3], backend=backend, dtype="float64", seed=2)
+        xpnet.fit(net, X, T, loss=xpnet.SSELoss(), optimizer=optimizer(), epochs=3, batch_size=4)
+        return {k: xpnet.to_numpy(v) for k, v in net.parameters().items()}
+
+    fast_params = train()
+    monkeypatch.setattr(ops, "_CHOSEN", {})
+    monkeypatch.setattr(ops, "_FAST", ())
+    monkeypatch.setattr(xpnet.optim, "_BY_TYPE", {})
+    generic_params = train()
+    for k, v in generic_params.items():
+        np.testing.assert_allclose(fast_params[k], v, rtol=1e-12, atol=1e-14)
+
+
+def test_cupy_graph_replays_the_step():
+    """A captured SGD step, replayed, moves the weights as eager steps do (GPU only)."""
+    if xpnet.available_backends()["cupy"] != "ok":
+        pytest.skip(f"cupy: {xpnet.available_backends()['cupy']}")
+    from xpnet.ops.cupy import capture
+
+    rng = np.random.default_rng(0)
+    X, T = rng.random((16, 4)), (rng.random((16, 2)) < 0.5).astype(float)
+    nets = [xpnet.MLP([4, 6, 2], backend="cupy", dtype="float64", seed=1) for _ in range(2)]
+    x, t = xpnet.asarray(X, like=nets[0]), xpnet.asarray(T, like=nets[0])
+    runs = []
+    for net, graphed in zip(nets, (False, True), strict=True):
+        loss, opt = xpnet.SSELoss(), xpnet.SGD(lr=0.3)
+
+        def step(net=net, loss=loss, opt=opt):
+            value = loss.forward(net.forward(x), t)
+            net.backward(loss.backward(), input_grad=False)
+            opt.step(net)
+            return value
+
+        if graphed:
+            replay = capture(step)  # two eager steps, then the capture
+            values = [replay() for _ in range(3)]
+        else:
+            values = [step() for _ in range(5)][2:]
+        runs.append(([float(xpnet.to_numpy(v)) for v in values], net.parameters()))
+    np.testing.assert_allclose(runs[1][0][-1], runs[0][0][-1], rtol=1e-12)
+    for k, p in runs[0][1].items():
+        np.testing.assert_allclose(xpnet.to_numpy(runs[1][1][k]), xpnet.to_numpy(p), rtol=1e-12)
