@@ -320,3 +320,27 @@ def transposed_gemm(configs: list[Any]) -> list[dict[str, Any]]:
 def _best(fn: Step, n: int) -> float:
     fn()
     return statistics.median(_wall(fn, 1) for _ in range(n))
+
+
+def step_gemms(lib: Lib, sizes: list[int], batch: int, repeats: int) -> float:
+    """Median seconds of one step's matrix products alone, in its shapes (x @ W, x.T @ g and,
+    but for the first layer, g @ W.T on the transposed view), on this library: the part of
+    the step that is BLAS's, at the rate BLAS reaches on those shapes."""
+    rng = np.random.default_rng(4)
+
+    def rand(*shape: int) -> Any:
+        return lib.from_host(rng.random(shape, dtype=np.float32))
+
+    layers = []
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append((rand(batch, n_in), rand(n_in, n_out), rand(batch, n_out), k > 0))
+
+    def products() -> None:
+        for x, W, g, input_grad in layers:
+            lib.matmul(x, W)
+            lib.matmul(x.T, g)
+            if input_grad:
+                lib.matmul(g, W.T)
+
+    products()
+    return statistics.median(lib.timed(products, 1) for _ in range(repeats))

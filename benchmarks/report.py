@@ -36,7 +36,8 @@ def _lib_table(result: dict[str, Any], lib: str) -> str:
     names = list(next(iter(configs.values()))["libs"][lib])
     others = [n for n in names if n != "xpnet"]
     header = ["config", *(f"{n} ms" for n in names), "floor ms (GEMM + elementwise)"]
-    header += [f"xpnet / {n}" for n in others] + ["xpnet / floor"]
+    header += ["GEMMs alone ms"]
+    header += [f"xpnet / {n}" for n in others] + ["xpnet / floor", "xpnet / GEMMs alone"]
     rows = []
     for cname, entry in configs.items():
         res = entry["libs"][lib]
@@ -44,7 +45,10 @@ def _lib_table(result: dict[str, Any], lib: str) -> str:
         xp = res["xpnet"]["ms"]
         row = [cname, *(_num(res[n]["ms"]) for n in names)]
         row.append(f"{_num(gemm + elem)} ({_num(gemm)} + {_num(elem)})")
-        row += [f"{xp / res[n]['ms']:.2f}" for n in others] + [f"{xp / (gemm + elem):.2f}"]
+        alone = entry["gemms_ms"][lib]
+        row.append(_num(alone))
+        row += [f"{xp / res[n]['ms']:.2f}" for n in others]
+        row += [f"{xp / (gemm + elem):.2f}", f"{xp / alone:.2f}"]
         rows.append(row)
     return f"#### {lib}\n\n" + _table(header, rows)
 

@@ -73,6 +73,7 @@ class Linear:
             raise RuntimeError("Linear.backward called before forward")
         params = self.params
         bias = "b" in params
+        self.grads = {}  # the last step's gradients are not kept alive while new ones are made
         dW, db, dx = self._ops.linear_backward(
             self._x, grad, params["W"], bias, input_grad, self.backend.xp
         )

@@ -118,6 +118,7 @@ class MLP:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None and skip
         the first layer's input product when `input_grad` is False)."""
         g = gY
+        self._grads = {}  # drop the last step's gradients before making new ones (peak memory)
         for layer in reversed(self.layers[1:]):
             g = layer.backward(g)
         g = self.layers[0].backward(g, input_grad=input_grad)
