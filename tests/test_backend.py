@@ -102,3 +102,32 @@ def test_asarray_moves_between_strict_devices():
     moved = xpnet.asarray(a, like=net)
     assert moved.device == xps.Device("device1")
     assert moved.dtype == xps.float32
+
+
+@pytest.mark.parametrize(("spec", "index"), [(1, 1), ("1", 1), ("cuda", 0), ("cuda:2", 2)])
+def test_gpu_numbers_are_read_from_every_spelling(spec, index):
+    from xpnet.backend import _gpu_index
+
+    assert _gpu_index(spec) == index
+
+
+@pytest.mark.parametrize("spec", ["cpu", "cuda:x", "gpu1"])
+def test_gpu_spellings_that_name_no_gpu_are_refused(spec):
+    from xpnet.backend import _gpu_index
+
+    with pytest.raises(ValueError, match="give a GPU number"):
+        _gpu_index(spec)
+
+
+def test_torch_cuda_without_a_gpu_says_so():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(BackendError, match="unknown device 'cuda'.*torch has no CUDA device"):
+        xpnet.get_backend("torch", "cuda")
+
+
+def test_torch_cpu_device_spellings():
+    torch = pytest.importorskip("torch")
+    assert xpnet.get_backend("torch", "cpu").device == torch.device("cpu")
+    assert xpnet.get_backend("torch", torch.device("cpu")).device == torch.device("cpu")

@@ -140,6 +140,22 @@ def test_targets_of_the_wrong_shape_are_refused():
         xpnet.fit(net, np.zeros((4, 3)), np.array([0, 1, 1, 2]))
 
 
+def test_empty_data_and_a_backwards_epoch_range_are_refused():
+    net = xpnet.MLP([2, 2, 1])
+    with pytest.raises(ValueError, match=r"X \(training data\) has no samples"):
+        xpnet.fit(net, np.zeros((0, 2)), np.zeros((0, 1)))
+    with pytest.raises(ValueError, match=r"epochs \(2\) .* initial_epoch \(3\)"):
+        xpnet.fit(net, XOR_X, XOR_T, epochs=2, initial_epoch=3)
+    with pytest.raises(ValueError, match=r"expects \(batch, 2\).*got a 3-D array"):
+        xpnet.fit(net, np.zeros((4, 2, 1)), XOR_T)
+
+
+def test_validation_accuracy_follows_the_validation_targets():
+    net = xpnet.MLP([2, 2, 1])
+    hist = xpnet.fit(net, XOR_X, XOR_T, epochs=1, validation=(XOR_X, XOR_T * 0.5 + 0.2))
+    assert "accuracy" in hist.keys() and "val_accuracy" not in hist.keys()
+
+
 def test_loss_refuses_mismatched_targets():
     loss = xpnet.SSELoss()
     with pytest.raises(

@@ -112,16 +112,9 @@ def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
                 raise ValueError("numpy arrays live on the CPU")
             return "cpu"
         if name == "cupy":
-            if isinstance(device, str):  # "cuda:1", "1" or "cuda"
-                index = device.rsplit(":", 1)[-1]
-                device = int(index) if index.isdigit() else 0
-            return device if isinstance(device, xp.cuda.Device) else xp.cuda.Device(int(device))
+            return _cupy_device(xp, device)
         if name == "torch":
-            torch = importlib.import_module("torch")
-            dev = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
-            if dev.type == "cuda" and not torch.cuda.is_available():
-                raise ValueError("torch has no CUDA device here")
-            return dev
+            return _torch_device(device)
         known = {str(d): d for d in xp.__array_namespace_info__().devices()}
         known.update({repr(d): d for d in known.values()})
         key = (
@@ -130,6 +123,44 @@ def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
         return known[key]
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise BackendError(f"unknown device {device!r} for backend {name!r}: {exc}") from None
+
+
+def _gpu_index(device: Any) -> int:
+    """The GPU number in 1, "1", "cuda" (0) or "cuda:1"."""
+    if isinstance(device, int):
+        return device
+    kind, _, index = str(device).partition(":")
+    if kind.isdigit() and not index:
+        return int(kind)
+    if kind == "cuda" and (index.isdigit() or not index):
+        return int(index or 0)
+    raise ValueError("give a GPU number (1) or 'cuda:1'")
+
+
+def _cupy_device(cupy: ModuleType, device: Any) -> Any:
+    if isinstance(device, cupy.cuda.Device):
+        return device
+    index, count = _gpu_index(device), cupy.cuda.runtime.getDeviceCount()
+    if not 0 <= index < count:
+        raise ValueError(f"this machine has {count} GPU(s), numbered from 0")
+    return cupy.cuda.Device(index)
+
+
+def _torch_device(device: Any) -> Any:
+    """A torch.device with an explicit index for CUDA, so it compares equal to the device that
+    tensors made on it report ("cuda" -> "cuda:0")."""
+    torch = importlib.import_module("torch")
+    if not isinstance(device, torch.device):
+        numbered = isinstance(device, int) or str(device).isdigit()
+        device = torch.device(f"cuda:{device}" if numbered else device)
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError("torch has no CUDA device here")
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if not 0 <= index < torch.cuda.device_count():
+        raise ValueError(f"this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+    return torch.device("cuda", index)
 
 
 def _name_of(namespace: ModuleType) -> str:
@@ -162,19 +193,26 @@ def get_backend(name: str | ModuleType | Backend = "auto", device: Any = None) -
     return Backend(name, xp, _parse_device(name, xp, device))
 
 
+def _library(a: Any) -> str | None:
+    """The backend name of array `a`, or None when it is no array of a known library."""
+    try:
+        return _name_of(array_api_compat.array_namespace(a))
+    except (TypeError, BackendError):
+        return None
+
+
 def backend_of(*arrays: Any) -> Backend:
     """The backend and device shared by `arrays`; a clear error if they come from two libraries
     or two devices (nothing is ever copied silently)."""
     seen: dict[tuple[str, str], Any] = {}
     for a in arrays:
-        try:
-            xp = array_api_compat.array_namespace(a)
-        except TypeError:
+        name = _library(a)
+        if name is None:
             raise BackendError(
                 f"expected an array, got {type(a).__name__}: "
                 "convert it with xpnet.asarray(a, like=net)"
-            ) from None
-        seen.setdefault((_name_of(xp), str(array_api_compat.device(a))), a)
+            )
+        seen.setdefault((name, str(array_api_compat.device(a))), a)
     if len(seen) > 1:
         places = " and ".join(f"{name} on {dev}" for name, dev in seen)
         raise BackendError(
@@ -187,13 +225,11 @@ def backend_of(*arrays: Any) -> Backend:
 
 def check_placement(a: Any, backend: Backend, what: str) -> None:
     """Raise if `a` is not an array of `backend`'s library on its device."""
-    try:
-        name = _name_of(array_api_compat.array_namespace(a))
-    except TypeError:
-        name = type(a).__name__
+    name = _library(a)
     if name != backend.name:
+        kind = f"a {name} array" if name else f"a {type(a).__name__}, not an array"
         raise BackendError(
-            f"{what} is a {name} array but the net runs on {backend}; "
+            f"{what} is {kind} but the net runs on {backend}; "
             f"move it with xpnet.asarray({what}, like=net)"
         )
     device = array_api_compat.device(a)
@@ -205,16 +241,16 @@ def check_placement(a: Any, backend: Backend, what: str) -> None:
 
 
 def to_numpy(a: Any) -> np.ndarray:
-    """Any backend's array -> numpy.ndarray: the one explicit device -> host copy."""
-    if isinstance(a, np.ndarray):
-        return a
-    if array_api_compat.is_cupy_array(a):
+    """Any backend's array (or a Python scalar) -> numpy.ndarray: the one explicit device ->
+    host copy."""
+    name = _library(a)
+    if name == "cupy":
         return a.get()
-    if array_api_compat.is_torch_array(a):
+    if name == "torch":
         return a.detach().cpu().numpy()
-    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(a)):
-        xp = array_api_compat.array_namespace(a)
-        return np.asarray(a.to_device(xp.__array_namespace_info__().default_device()))
+    if name == "array_api_strict":
+        info = array_api_compat.array_namespace(a).__array_namespace_info__()
+        return np.asarray(a.to_device(info.default_device()))
     return np.asarray(a)
 
 
@@ -234,21 +270,12 @@ def asarray(a: Any, like: Any, dtype: str | None = None) -> Any:
     backend, like_dtype = _target(like)
     dtype = dtype or like_dtype
     target = backend.dtype(dtype)
-    if _is_array(a) and not isinstance(a, np.ndarray):
-        if _name_of(array_api_compat.array_namespace(a)) == backend.name:
-            if str(array_api_compat.device(a)) != str(backend.device):
-                a = array_api_compat.to_device(a, backend.device)
-            return a if a.dtype == target else backend.xp.astype(a, target)
-        a = to_numpy(a)
-    host = np.asarray(a)
+    library = _library(a)
+    if library == backend.name and library != "numpy":
+        if str(array_api_compat.device(a)) != str(backend.device):
+            a = array_api_compat.to_device(a, backend.device)
+        return a if a.dtype == target else backend.xp.astype(a, target)
+    host = to_numpy(a) if library else np.asarray(a)
     if host.dtype.kind not in "biuf":
         raise BackendError(f"cannot convert data of dtype {host.dtype} to {dtype}")
     return backend.from_host(np.ascontiguousarray(host, dtype=np.dtype(dtype)))
-
-
-def _is_array(a: Any) -> bool:
-    try:
-        array_api_compat.array_namespace(a)
-    except TypeError:
-        return False
-    return True

@@ -94,7 +94,7 @@ class MLP:
             raise ValueError(
                 f"{what} has shape {tuple(X.shape)} but the net expects (batch, {self.sizes[0]}): "
                 f"{self.sizes[0]} features per sample"
-                + (f", got {X.shape[-1]}" if X.ndim >= 1 else "")
+                + (f", got {X.shape[1]}" if X.ndim == 2 else f", got a {X.ndim}-D array")
                 + "; reshape X or build the net with that input width"
             )
         if X.dtype != self.dtype:

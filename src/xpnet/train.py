@@ -53,6 +53,8 @@ def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
     xp = net.backend.xp
     if X.ndim != 2 or X.shape[1] != net.sizes[0]:
         net.check_input(X, f"X{suffix}")
+    if X.shape[0] == 0:
+        raise ValueError(f"X{suffix} has no samples; give at least one row")
     n_out = net.sizes[-1]
     if T.ndim == 1 and n_out > 1:
         T = _one_hot(T, n_out, net)
@@ -192,10 +194,16 @@ def fit(
     optimizer = optimizer if optimizer is not None else SGD(lr=0.5)
     if batch_size < 1 or epochs < 0:
         raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+    if epochs < initial_epoch:
+        raise ValueError(
+            f"epochs ({epochs}) is the epoch to train up to, so it cannot be below "
+            f"initial_epoch ({initial_epoch})"
+        )
     X, T = prepare(net, X, T, "training data")
     classify = is_classification(T, net.backend)
     if validation is not None:
         Xv, Tv = prepare(net, *validation, "validation data")
+        classify_val = is_classification(Tv, net.backend)
     history = history if history is not None else History()
     xp = net.backend.xp
     n = X.shape[0]
@@ -229,7 +237,7 @@ def fit(
             if classify:
                 record["accuracy"] = float(to_numpy(correct)) / n
             if validation is not None:
-                val = _evaluate_prepared(net, Xv, Tv, loss, 4096, classify)
+                val = _evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
