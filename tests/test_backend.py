@@ -123,7 +123,7 @@ def test_torch_cuda_without_a_gpu_says_so():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    with pytest.raises(BackendError, match="unknown device 'cuda'.*torch has no CUDA device"):
+    with pytest.raises(BackendError, match=r"unknown device 'cuda'.*torch has no CUDA device"):
         xpnet.get_backend("torch", "cuda")
 
 
