@@ -14,6 +14,7 @@ from xpnet.data import (
     Dataset,
     load_dataset,
     load_digits,
+    load_inputs,
     load_xor,
     one_hot,
     train_test_split,
@@ -119,6 +120,12 @@ def test_split_of_tiny_dataset_returns_it_twice():
     data = load_xor()
     train, test = train_test_split(data)
     assert train is data and test is data
+
+
+def test_split_with_only_singleton_classes_says_why():
+    data = labelled([1] * 12)  # 12 samples, 12 classes of one: nothing can be held out
+    with pytest.raises(DataError, match=r"every class has a single sample.*at least 2 samples"):
+        train_test_split(data)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5, 2.0])
@@ -339,6 +346,21 @@ def test_csv_non_numeric_cell_names_the_line(tmp_path):
         load_dataset(path)
 
 
+def test_csv_first_row_with_one_bad_cell_is_not_taken_for_a_header(tmp_path):
+    path = tmp_path / "na.csv"
+    path.write_text("1,NA,0\n3,4,1\n")
+    with pytest.raises(DataError, match=r"line 1 has a non-numeric cell: '1,NA,0'"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_csv_with_another_separator_says_use_commas(tmp_path, sep, name):
+    path = tmp_path / "other.csv"
+    path.write_text(sep.join(["a", "b", "label"]) + "\n" + sep.join(["1.5", "2", "0"]) + "\n")
+    with pytest.raises(DataError, match=f"line 1 is separated by {name}, not commas; the file"):
+        load_dataset(path)
+
+
 def test_csv_ragged_row_names_the_line(tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("1,2,0\n3,4,1\n5,1\n")
@@ -407,3 +429,24 @@ def test_idx_parts_with_different_image_sizes(tmp_path):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([1]))
     with pytest.raises(DataError, match=r"t10k images are \(3, 3\) but train images are \(2, 2\)"):
         load_dataset(tmp_path)
+
+
+# --- inputs to predict on ------------------------------------------------------------------------
+
+
+def test_inputs_are_checked_like_training_data(tmp_path):
+    images = np.arange(24, dtype=np.uint8).reshape(3, 2, 4)  # a stack of 2x4 images, no y
+    path = save_npz(tmp_path, X=images)
+    X = load_inputs(path)
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X, np.arange(24).reshape(3, 8))
+    np.savez(path, X=np.array([[1.0, np.nan]]), y=np.array([0]))
+    with pytest.raises(DataError, match=r"1 NaN or inf values in 1 rows"):
+        load_inputs(path)
+    np.savez(path, features=np.zeros((2, 2)))
+    with pytest.raises(DataError, match=r"has no array X \(it has: features\)"):
+        load_inputs(path)
+    with pytest.raises(DataError, match=r"inputs are read from an \.npz file"):
+        load_inputs(tmp_path / "x.csv")
+    with pytest.raises(DataError, match="no such file"):
+        load_inputs(tmp_path / "none.npz")

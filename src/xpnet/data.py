@@ -32,6 +32,7 @@ __all__ = [
 BUILTIN = ("digits", "xor")
 IDX_UBYTE = 0x08  # the IDX data type code of unsigned bytes, the only one MNIST uses
 SHOW = 5  # how many offending rows an error message lists
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mistaken for
 
 
 class DataError(ValueError):
@@ -90,6 +91,24 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     )
 
 
+def load_inputs(path: str | os.PathLike) -> np.ndarray:
+    """The inputs X (n, n_features) float64 of an .npz file, checked as training data is (image
+    stacks flattened; empty, non-numeric or non-finite data refused): what a trained net
+    predicts on. An array y may be there too and is not read."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"{path}: inputs are read from an .npz file with an array X (numpy.savez)")
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    arrays, keys = _read_npz(path, ("X",))
+    if "X" not in arrays:
+        raise DataError(
+            f"{path} has no array X (it has: {', '.join(keys) or 'none'}); "
+            "save it with numpy.savez(path, X=X)"
+        )
+    return _features(arrays["X"], path.stem)
+
+
 def load_digits() -> Dataset:
     """The 8x8 handwritten digits, 1797 x 64, pixels 0..16 scaled to [0, 1] by /16.
 
@@ -115,7 +134,9 @@ def train_test_split(
     Seeded with numpy.random.default_rng(seed), so the same seed gives the same split. A class
     with at least 2 samples has at least one in each part; a class with one sample stays in
     train. Datasets with fewer than 10 samples (xor) have nothing to hold out, so the result is
-    (data, data): train and test on the same points. Rows keep their original order.
+    (data, data): train and test on the same points. Rows keep their original order. A dataset
+    of 10 or more samples in which every class has a single sample raises DataError: a
+    stratified split could only leave the test part empty (hold-out needs a class with 2+).
     """
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
@@ -128,6 +149,11 @@ def train_test_split(
         if len(rows) >= 2:
             n_test = min(max(round(test_fraction * len(rows)), 1), len(rows) - 1)
             test_rows.append(rows[:n_test])
+    if not test_rows:
+        raise DataError(
+            f"{data.name}: every class has a single sample, so a stratified split has nothing "
+            "to hold out for testing; give at least 2 samples of some class"
+        )
     is_test = np.zeros(len(data), dtype=bool)
     is_test[np.concatenate(test_rows)] = True
     return _subset(data, ~is_test), _subset(data, is_test)
@@ -156,23 +182,32 @@ def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
 
 def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
     """Check X and y as a user would have them and convert to float64 X, int64 y."""
-    X = np.asarray(X)
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(
+            f"{name}: y must be 1-D class labels, got shape {y.shape}; "
+            "for one-hot targets store y = T.argmax(axis=1)"
+        )
+    if np.ndim(X) >= 1 and np.shape(X)[0] != y.shape[0]:
+        raise DataError(
+            f"{name}: X has {np.shape(X)[0]} rows but y has {y.shape[0]} labels; "
+            "give one label per row"
+        )
+    X = _features(X, name)
+    labels = _labels(y, name)
+    return Dataset(X, labels, name, _n_classes(labels, name))
+
+
+def _features(X: np.ndarray, name: str) -> np.ndarray:
+    """X as a float64 (n_samples, n_features) array, refusing what a net cannot take: image
+    stacks are flattened to one row per image; empty, non-numeric or non-finite data raises."""
+    X = np.asarray(X)
     if X.ndim >= 3:  # a stack of images (n, h, w, ...) -> one row of pixels per image
         X = X.reshape(X.shape[0], -1)
     if X.ndim != 2:
         raise DataError(
             f"{name}: X must be 2-D (n_samples, n_features), got shape {X.shape}; "
             "for a single feature use X.reshape(-1, 1)"
-        )
-    if y.ndim != 1:
-        raise DataError(
-            f"{name}: y must be 1-D class labels, got shape {y.shape}; "
-            "for one-hot targets store y = T.argmax(axis=1)"
-        )
-    if X.shape[0] != y.shape[0]:
-        raise DataError(
-            f"{name}: X has {X.shape[0]} rows but y has {y.shape[0]} labels; give one label per row"
         )
     if X.shape[0] == 0:
         raise DataError(f"{name}: the dataset is empty (0 samples); check the file has data rows")
@@ -188,8 +223,7 @@ def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
             f"{name}: X has {n_bad} NaN or inf values in {bad_rows.size} rows "
             f"(first rows: {bad_rows[:SHOW].tolist()}); drop or impute them first"
         )
-    labels = _labels(y, name)
-    return Dataset(X, labels, name, _n_classes(labels, name))
+    return X
 
 
 def _labels(y: np.ndarray, name: str) -> np.ndarray:
@@ -222,14 +256,7 @@ def _n_classes(y: np.ndarray, name: str) -> int:
 
 def _load_npz(path: Path) -> Dataset:
     """Arrays X and y from a numpy .npz archive, never unpickling objects."""
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path} is not an .npz (zip) archive; write it with numpy.savez")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = archive.files
-            arrays = {key: archive[key] for key in keys if key in ("X", "y")}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(f"cannot read {path} as .npz ({err}); write it with numpy.savez") from err
+    arrays, keys = _read_npz(path, ("X", "y"))
     if len(arrays) < 2:
         raise DataError(
             f"{path} needs arrays named X and y, it has: {', '.join(keys) or 'none'}; "
@@ -238,14 +265,34 @@ def _load_npz(path: Path) -> Dataset:
     return _from_arrays(arrays["X"], arrays["y"], path.stem)
 
 
+def _read_npz(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays among `names` that the .npz archive holds, and all its keys; never unpickles."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an .npz (zip) archive; write it with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = archive.files
+            return {key: archive[key] for key in keys if key in names}, keys
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot read {path} as .npz ({err}); write it with numpy.savez") from err
+
+
 def _load_csv(path: Path) -> Dataset:
-    """Comma-separated numbers, label in the last column; a non-numeric first line is a header."""
+    """Comma-separated numbers, label in the last column; a first line none of whose cells is a
+    number is a header (a data row with one bad cell is kept, and reported as bad)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text; save it as a plain .csv file") from err
     numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
-    if numbered and not _parses(numbered[0][1]):
+    for number, line in numbered:
+        found = [name for sep, name in OTHER_SEPARATORS.items() if sep in line]
+        if found and "," not in line:
+            raise DataError(
+                f"{path}: line {number} is separated by {found[0]}, not commas; the file must "
+                "be comma-separated (label in the last column)"
+            )
+    if numbered and not any(_is_number(cell) for cell in numbered[0][1].split(",")):
         numbered = numbered[1:]  # the header
     if not numbered:
         raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
@@ -256,10 +303,9 @@ def _load_csv(path: Path) -> Dataset:
     return _from_arrays(table[:, :-1], table[:, -1], path.stem)
 
 
-def _parses(line: str) -> bool:
-    """Whether every comma-separated cell of line is a number."""
+def _is_number(cell: str) -> bool:
     try:
-        [float(cell) for cell in line.split(",")]
+        float(cell)
     except ValueError:
         return False
     return True
@@ -272,7 +318,7 @@ def _csv_problem(path: Path, numbered: list[tuple[int, str]]) -> str | None:
         cells = line.split(",")
         if len(cells) != width:
             return f"{path}: line {number} has {len(cells)} columns, expected {width}; fix that row"
-        if not _parses(line):
+        if not all(_is_number(cell) for cell in cells):
             return f"{path}: line {number} has a non-numeric cell: {line.strip()[:60]!r}"
     return None
 
