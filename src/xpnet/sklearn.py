@@ -20,6 +20,7 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+from array_api_compat import array_namespace
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -46,7 +47,7 @@ from .backend import BACKEND_NAMES, Backend, asarray, backend_of, get_backend, t
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .model import MLP
 from .optim import SGD, Adam, Optimizer
-from .train import fit, predict
+from .train import fit, predict, predicted_labels
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -501,10 +502,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validation_score(self, Y, T):
         """Accuracy (of whole label rows, for multilabel), as scikit-learn's score."""
-        if self.out_activation_ == "softmax":
-            hits = np.argmax(Y, axis=1) == np.argmax(T, axis=1)
-        else:
+        if self._label_binarizer.y_type_.startswith("multilabel"):
             hits = np.all((Y > 0.5) == (T > 0.5), axis=1)
+        else:
+            xp = array_namespace(Y)
+            hits = predicted_labels(Y, xp) == predicted_labels(T, xp)
         return float(np.mean(hits))
 
     def predict(self, X: Any) -> Array:

@@ -111,13 +111,19 @@ def is_classification(T: Array, backend: Backend) -> bool:
     return bool(to_numpy(xp.all((T == 0) | (T == 1))))
 
 
-def correct_count(Y: Array, T: Array, xp: Any) -> Array:
-    """Number of correct predictions as a 0-d device array: argmax for several outputs,
-    threshold 0.5 for one (on the sigmoid's output; 0 on logits)."""
+def predicted_labels(Y: Array, xp: Any) -> Array:
+    """Class labels (n,) int64 from outputs Y (n, n_out), in Y's library: argmax for several
+    outputs, Y[:, 0] >= 0.5 for one (a sigmoid's output). Also turns one-hot or 0/1 targets
+    into labels, so the rule that scores predictions is the one that makes them."""
     if Y.shape[1] > 1:
-        hits = xp.argmax(Y, axis=1) == xp.argmax(T, axis=1)
-    else:
-        hits = (Y[:, 0] >= 0.5) == (T[:, 0] >= 0.5)
+        return xp.argmax(Y, axis=1)
+    return xp.astype(Y[:, 0] >= 0.5, xp.int64)
+
+
+def correct_count(Y: Array, T: Array, xp: Any) -> Array:
+    """Number of correct predictions as a 0-d device array: `predicted_labels` of the outputs
+    against those of the targets (threshold 0.5 applies to the sigmoid's output; 0 on logits)."""
+    hits = predicted_labels(Y, xp) == predicted_labels(T, xp)
     return xp.sum(xp.astype(hits, xp.int64))
 
 
