@@ -82,12 +82,35 @@ def test_state_dict_round_trip_continues_exactly():
         _step(net_a, X, T, opt_a)
     net_b.load_state_dict(net_a.state_dict())
     opt_b = xpnet.Adam(lr=0.05)
-    opt_b.load_state_dict({k: v.copy() if k != "t" else v for k, v in opt_a.state_dict().items()})
+    opt_b.load_state_dict(opt_a.state_dict())
     assert opt_b.t == 3
     _step(net_a, X, T, opt_a)
     _step(net_b, X, T, opt_b)
     for k, p in _params(net_a).items():
         np.testing.assert_array_equal(p, _params(net_b)[k])
+
+
+def test_state_is_copied_in_and_out_so_optimizers_never_share_arrays():
+    net_a, X, T = _net_with_grads("numpy", "float64")
+    net_b, _, _ = _net_with_grads("numpy", "float64")
+    opt_a = xpnet.Momentum(lr=0.1)
+    _step(net_a, X, T, opt_a)
+    saved = opt_a.state_dict()
+    before = {k: v.copy() for k, v in saved.items() if k != "t"}
+    opt_b = xpnet.Momentum(lr=0.1)
+    opt_b.load_state_dict(saved)
+    _step(net_b, X, T, opt_b)
+    _step(net_a, X, T, opt_a)
+    for k, v in before.items():  # neither optimizer's steps reached the saved arrays
+        np.testing.assert_array_equal(saved[k], v)
+    assert not np.array_equal(opt_a.state[k], v)
+
+
+def test_foreign_optimizer_state_is_refused():
+    with pytest.raises(KeyError, match=r"Adam keeps state \['m', 'v'\], not \['velocity.W1'\]"):
+        xpnet.Adam().load_state_dict({"t": 1, "velocity.W1": np.zeros(2)})
+    with pytest.raises(KeyError, match=r"SGD keeps state none"):
+        xpnet.SGD(lr=0.1).load_state_dict({"t": 1, "m.W1": np.zeros(2)})
 
 
 def test_bad_hyperparameters_and_missing_grads():

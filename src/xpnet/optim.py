@@ -37,6 +37,10 @@ def _store(model: Trainable, name: str, p: Array, new: Array) -> None:
         model.set_parameter(name, new)
 
 
+def _copy(a: Array) -> Array:
+    return array_namespace(a).asarray(a, copy=True)
+
+
 _BY_TYPE: dict[type, tuple[Any, Any]] = {}
 
 
@@ -52,7 +56,7 @@ def _namespace_and_ops(p: Array) -> tuple[Any, Any]:
 class Optimizer:
     """Shared state handling: `state` maps "<slot>.<param name>" to arrays, `t` counts steps."""
 
-    slots: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()  # the per-parameter state this optimizer keeps
 
     def __init__(self, lr: float) -> None:
         if not lr > 0 or not math.isfinite(lr):
@@ -83,12 +87,20 @@ class Optimizer:
         return self.state[key]
 
     def state_dict(self) -> dict[str, Any]:
-        """{"t": steps taken, "<slot>.<param>": array, ...} for checkpoints."""
-        return {"t": self.t, **self.state}
+        """{"t": steps taken, "<slot>.<param>": a copy of that array, ...} for checkpoints."""
+        return {"t": self.t, **{k: _copy(v) for k, v in self.state.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take copies of the state another optimizer of this kind saved; keys must be "t" or
+        "<slot>.<param>" with one of this optimizer's slots."""
+        unknown = sorted(k for k in state if k != "t" and k.partition(".")[0] not in self.slots)
+        if unknown:
+            raise KeyError(
+                f"{type(self).__name__} keeps state {list(self.slots) or 'none'}, not {unknown}; "
+                "load the state into the optimizer that saved it"
+            )
         self.t = int(state.get("t", 0))
-        self.state = {k: v for k, v in state.items() if k != "t"}
+        self.state = {k: _copy(v) for k, v in state.items() if k != "t"}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr})"
@@ -102,6 +114,7 @@ class SGD(Optimizer):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
+        self.slots = ("velocity",) if self.momentum else ()
 
     def _update(self, model, name, p, g, xp, fns):
         if self.momentum:
@@ -134,6 +147,7 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.slots = ("m", "v")
 
     def _update(self, model, name, p, g, xp, fns):
         m = self._slot("m", name, p)
