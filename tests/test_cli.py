@@ -4,6 +4,7 @@ of the installed console script."""
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import shutil
 import subprocess
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.cli import main
+from xpnet.cli import _new_run_dir, main
 from xpnet.data import load_dataset, load_digits, train_test_split
+from xpnet.train import predicted_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -87,6 +89,32 @@ def test_train_prints_a_summary_and_makes_a_new_run_dir(capsys, tmp_path, monkey
     )
 
 
+def test_new_run_dirs_are_made_once_each(tmp_path, monkeypatch):
+    """Runs started in the same second (in parallel) get a directory each: it is created when
+    its name is chosen, not merely checked to be free."""
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(datetime, "datetime", Frozen)
+    made = [_new_run_dir("x", tmp_path / "runs") for _ in range(3)]
+    names = ["20260102-030405-x", "20260102-030405-x-2", "20260102-030405-x-3"]
+    assert [p.name for p in made] == names and all(p.is_dir() for p in made)
+
+
+def test_resume_on_another_backend_uses_its_default_device(capsys, tmp_path):
+    first = ["--backend", "array_api_strict", "--device", "device1", "--out", tmp_path / "r"]
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", *first)[0] == 0
+    status, out, err = run(
+        capsys, "train", "--resume", tmp_path / "r", "--epochs", "2", "--backend", "numpy"
+    )
+    assert (status, err) == (0, "") and "numpy on cpu" in out
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["backend"], metrics["device"]) == (2, "numpy", "cpu")
+
+
 def test_resume_continues_bit_identically(capsys, small, tmp_path):
     common = ["--data", small, "--hidden", "8", "--batch-size", "50", "--backend", "numpy"]
     assert run(capsys, "train", *common, "--epochs", "4", "--out", tmp_path / "straight")[0] == 0
@@ -129,6 +157,27 @@ def test_predict_writes_labels_and_outputs(capsys, trained_run, tmp_path):
     np.testing.assert_array_equal(outputs, expected)
     np.testing.assert_array_equal(y, expected.argmax(axis=1))
     assert y.dtype == np.int64 and y.shape == (40,)
+
+
+def test_predict_labels_one_output_by_threshold(capsys, tmp_path):
+    """A one-output sigmoid net: label 1 where the output is >= 0.5 (the rule accuracy uses)."""
+    net = xpnet.MLP([1, 1], output="sigmoid", dtype="float64")
+    net.load_state_dict({"W1": np.array([[1.0]]), "b1": np.array([0.0])})
+    xpnet.save(net, tmp_path / "one")
+    np.savez(tmp_path / "in.npz", X=np.array([[-1.0], [0.0], [2.0], [-0.01]]))
+    status, _, _ = run(
+        capsys, "predict", tmp_path / "one", tmp_path / "in.npz", "-o", tmp_path / "o.npz"
+    )
+    with np.load(tmp_path / "o.npz") as result:
+        assert status == 0 and result["y"].tolist() == [0, 1, 1, 0]  # sigmoid(0) is 0.5 exactly
+        np.testing.assert_allclose(result["outputs"][:, 0], 1 / (1 + np.exp([1.0, 0, -2, 0.01])))
+
+
+def test_predicted_labels(xp, backend):
+    several = backend.from_host(np.array([[0.2, 0.7, 0.1], [0.9, 0.05, 0.05]]))
+    one = backend.from_host(np.array([[0.49], [0.5], [0.51]]))
+    assert xpnet.to_numpy(predicted_labels(several, xp)).tolist() == [1, 0]
+    assert xpnet.to_numpy(predicted_labels(one, xp)).tolist() == [0, 1, 1]
 
 
 def test_vanishing_writes_json_table_and_plot(capsys, tmp_path):
@@ -175,6 +224,23 @@ def test_gradcheck_passes_and_catches_a_wrong_backward(capsys, monkeypatch):
     monkeypatch.setattr(xpnet.Sigmoid, "backward", lambda self, grad, input_grad=True: grad)
     status, out, _ = run(capsys, *argv)
     assert status == 1 and "FAILED" in out
+
+
+def test_gradcheck_on_array_api_strict(capsys):
+    status, out, err = run(
+        capsys,
+        "gradcheck",
+        "--data",
+        "xor",
+        "--hidden",
+        "3",
+        "--backend",
+        "array_api_strict",
+        "--device",
+        "device1",
+    )
+    assert (status, err) == (0, "") and "backend='array_api_strict'" in out
+    assert "4 samples" in out and "ok: largest" in out
 
 
 def test_without_matplotlib_everything_else_is_written(capsys, tmp_path, monkeypatch):

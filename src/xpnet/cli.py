@@ -23,13 +23,13 @@ import numpy as np
 from . import plots
 from .backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, to_numpy
 from .checkpoint import FILENAME, Checkpoint, load_checkpoint, load_metadata, save
-from .data import BUILTIN, load_dataset, one_hot, train_test_split
+from .data import BUILTIN, load_dataset, load_inputs, one_hot, train_test_split
 from .diagnostics import vanishing_study
 from .gradcheck import gradcheck
 from .losses import LOSSES
 from .model import HIDDEN, MLP
 from .optim import OPTIMIZERS
-from .train import History, evaluate, fit, predict, prepare
+from .train import History, evaluate, fit, predict, predicted_labels, prepare
 
 # The defaults of `xpnet train`: a sigmoid MLP on the digits, 96 % test accuracy in about a
 # second on a laptop CPU (see the README for the measured run).
@@ -245,8 +245,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         options, ck = _options(args), None
         options["lr"] = options["lr"] or LEARNING_RATES[options["optimizer"]]
-        out = args.out or _new_run_dir(Path(options["data"]).stem)
-        if (out / FILENAME).exists():
+        out = args.out
+        if out is not None and (out / FILENAME).exists():
             raise UsageError(
                 f"{out} already holds a run; continue it with --resume {out} --epochs N, "
                 "or choose another --out"
@@ -266,6 +266,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         f"{net.backend.name} on {net.backend.device}, {net.dtype_name}"
         + (f"; resuming at epoch {start}" if start else "")
     )
+    out = out or _new_run_dir(Path(options["data"]).stem)  # made once the setup is known good
     out.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(epoch: int, record: dict[str, float]) -> None:
@@ -348,6 +349,8 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
     options = load_metadata(args.resume).get("options")
     if not isinstance(options, dict) or set(options) != set(DEFAULTS):
         raise UsageError(f"{args.resume} was not written by `xpnet train`, so it cannot resume")
+    if args.backend is not None and args.device is None:
+        options["device"] = None  # the stored device belongs to the stored backend
     options.update({k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None})
     ck = load_checkpoint(args.resume, options["backend"], options["device"])
     if args.epochs is None or args.epochs <= ck.epoch:
@@ -359,12 +362,19 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
 
 
 def _new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """A new directory root/<date>-<time>-<name>, or ...-<name>-2, -3, ... if taken: made here
+    with mkdir, which fails when another run made the same one first, so parallel runs never
+    share (and overwrite) a directory."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
     path, n = root / f"{stamp}-{name}", 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{name}-{n}"
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{stamp}-{name}-{n}"
 
 
 def _metrics(
@@ -441,35 +451,11 @@ def _default_loss(net: MLP) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     net = load_checkpoint(args.run_dir, args.backend, args.device).net
-    X = _read_inputs(args.inputs)
-    outputs = to_numpy(predict(net, X))
-    labels = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] >= 0.5)
-    np.savez(args.output, y=labels.astype(np.int64), outputs=outputs)
+    X = load_inputs(args.inputs)
+    Y = predict(net, X)
+    labels = to_numpy(predicted_labels(Y, net.backend.xp))
+    np.savez(args.output, y=labels, outputs=to_numpy(Y))
     print(f"{len(X)} predictions -> {args.output} (y: class labels, outputs: the net's outputs)")
-
-
-def _read_inputs(path: Path) -> np.ndarray:
-    """Array X of an .npz file (y, if present, is ignored), checked as training data is."""
-    if path.suffix.lower() != ".npz":
-        raise UsageError(f"{path}: predict reads an .npz file with an array X (numpy.savez)")
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "X" not in archive.files:
-                raise UsageError(
-                    f"{path} has no array X (it has: {', '.join(archive.files) or 'none'}); "
-                    "save it with numpy.savez(path, X=X)"
-                )
-            X = archive["X"]
-    except (ValueError, OSError) as err:
-        raise UsageError(f"cannot read {path} as .npz ({err}); write it with numpy.savez") from err
-    X = X.reshape(len(X), -1) if X.ndim >= 3 else X
-    if X.dtype.kind not in "biuf":
-        raise UsageError(f"{path}: X must be numeric, got dtype {X.dtype}")
-    if not np.isfinite(X).all():
-        raise UsageError(f"{path}: X contains NaN or infinite values; drop or impute them first")
-    return X
 
 
 # -- vanishing --------------------------------------------------------------------------------
@@ -566,7 +552,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     net = _build_net(options, data, "float64")
     X, T = prepare(net, data.X[: args.samples], data.y[: args.samples])
     errors = gradcheck(net, LOSSES[options["loss"]](), X, T)
-    print(f"relative error of backward vs central differences ({net!r}, {len(X)} samples):")
+    print(f"relative error of backward vs central differences ({net!r}, {X.shape[0]} samples):")
     for name, error in errors.items():
         print(f"  {name:<6}{error:.2e}")
     worst = max(errors.values())
