@@ -3,10 +3,12 @@ and a clear CheckpointError for every kind of bad file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 import safetensors.numpy
 
 import xpnet
-from xpnet.checkpoint import FILENAME
+from xpnet.checkpoint import FILENAME, _digest
 
 rng = np.random.default_rng(0)
 X_SMALL = rng.random((96, 5))
@@ -178,22 +180,23 @@ def _saved(tmp_path) -> Path:
     return xpnet.save(net, tmp_path / "ck.safetensors", optimizer=opt, epoch=1)
 
 
-def _rewrite_header(path: Path, edit) -> None:
-    """Change the xpnet JSON in a saved file, keeping the tensors (and their digest) as they are."""
+def _rewrite(path: Path, header_edit=None, tensors_edit=None, sign=True) -> None:
+    """Edit a saved file's xpnet header and/or tensors and write it back as safetensors,
+    re-signed (sign=False keeps the old SHA-256, as a corrupted file would)."""
     data = path.read_bytes()
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    xp_header = json.loads(header["__metadata__"]["xpnet"])
-    edit(xp_header)
-    header["__metadata__"]["xpnet"] = json.dumps(xp_header)
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
+    header = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["xpnet"])
+    tensors = safetensors.numpy.load(data)
+    (header_edit or (lambda h: None))(header)
+    (tensors_edit or (lambda t: None))(tensors)
+    if sign:
+        header["sha256"] = _digest(tensors, header)
+    path.write_bytes(safetensors.numpy.save(tensors, metadata={"xpnet": json.dumps(header)}))
 
 
-def test_the_header_rewriter_keeps_a_valid_file(tmp_path):
+def test_the_rewriter_keeps_a_valid_file(tmp_path):
     path = _saved(tmp_path)
-    _rewrite_header(path, lambda h: h["metadata"].update(edited=True))
+    _rewrite(path, lambda h: h["metadata"].update(edited=True))
     assert xpnet.load_checkpoint(path, backend="numpy").metadata == {"edited": True}
 
 
@@ -207,20 +210,75 @@ def _flip_a_weight_byte(path):
     path.write_bytes(bytes(data))
 
 
+def _tamper_with_the_header(path):
+    _rewrite(path, lambda h: h.update(epoch=7), sign=False)
+
+
 def _foreign_safetensors(path):
     path.write_bytes(safetensors.numpy.save({"weight": np.zeros((2, 2), np.float32)}))
 
 
+def _with_bf16(outer: dict, data: bytes) -> bytes:
+    """Safetensors bytes: the tensors described by `outer` over `data`, plus a bfloat16 one
+    (a dtype NumPy has not, as in many foreign files)."""
+    outer["extra"] = {"dtype": "BF16", "shape": [2], "data_offsets": [len(data), len(data) + 4]}
+    raw = json.dumps(outer).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data + bytes(4)
+
+
+def _foreign_bf16(path):
+    path.write_bytes(_with_bf16({}, b""))
+
+
+def _bf16_in_a_checkpoint(path):
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    path.write_bytes(_with_bf16(json.loads(data[8 : 8 + n]), data[8 + n :]))
+
+
 def _wrong_shapes(path):
-    _rewrite_header(path, lambda h: h["config"].update(sizes=[5, 8, 3]))
+    _rewrite(path, lambda h: h["config"].update(sizes=[5, 8, 3]))
 
 
 def _wrong_dtype(path):
-    _rewrite_header(path, lambda h: h["config"].update(dtype="float64"))
+    _rewrite(path, lambda h: h["config"].update(dtype="float64"))
+
+
+def _unknown_activation(path):
+    _rewrite(path, lambda h: h["config"].update(hidden="softplus"))
 
 
 def _newer_version(path):
-    _rewrite_header(path, lambda h: h.update(version=99))
+    _rewrite(path, lambda h: h.update(version=99))
+
+
+def _version_as_text(path):
+    _rewrite(path, lambda h: h.update(version="2"))
+
+
+def _epoch_as_text(path):
+    _rewrite(path, lambda h: h.update(epoch="x"))
+
+
+def _fractional_step_count(path):
+    _rewrite(path, lambda h: h["optimizer"].update(t=1.5))
+
+
+def _moment_of_the_wrong_shape(path):
+    _rewrite(path, tensors_edit=lambda t: t.update({"optimizer/m.W1": np.zeros((1, 1), "f4")}))
+
+
+def _moment_of_no_parameter(path):
+    _rewrite(path, tensors_edit=lambda t: t.update({"optimizer/m.W9": np.zeros((5, 7), "f4")}))
+
+
+def _moment_missing(path):
+    _rewrite(path, tensors_edit=lambda t: t.pop("optimizer/v.b2"))
+
+
+def _unknown_slot(path):
+    _rewrite(path, tensors_edit=lambda t: t.update({"optimizer/z.W1": t["optimizer/m.W1"]}))
 
 
 def _text(path):
@@ -232,18 +290,62 @@ def _text(path):
     [
         (_truncate, "corrupt or truncated"),
         (_flip_a_weight_byte, "do not match the stored SHA-256"),
+        (_tamper_with_the_header, "do not match the stored SHA-256"),
         (_foreign_safetensors, "not an xpnet checkpoint"),
+        (_foreign_bf16, "not an xpnet checkpoint"),
+        (_bf16_in_a_checkpoint, "cannot load .*BF16"),
         (_text, "not a readable safetensors file"),
         (_wrong_shapes, r"has shape \(5, 7\) but the net needs \(5, 8\)"),
         (_wrong_dtype, r"tensor \w+ is float32 but the net is float64"),
+        (_unknown_activation, "unknown hidden activation 'softplus'"),
         (_newer_version, "newer xpnet"),
+        (_version_as_text, "unknown checkpoint format version '2'"),
+        (_epoch_as_text, "its epoch 'x' is not a whole number"),
+        (_fractional_step_count, "optimizer step count 1.5 is not a whole number"),
+        (
+            _moment_of_the_wrong_shape,
+            r"m.W1 is float32 \(1, 1\) but parameter W1 is float32 \(5, 7\)",
+        ),
+        (_moment_of_no_parameter, "optimizer/m.W9 belongs to no parameter"),
+        (_moment_missing, "optimizer state 'v' lacks parameters b2"),
+        (_unknown_slot, r"Adam keeps state \['m', 'v'\], not \['z.W1'\]"),
     ],
 )
 def test_bad_files_raise_a_clear_error(damage, message, tmp_path):
     path = _saved(tmp_path)
     damage(path)
-    with pytest.raises(xpnet.CheckpointError, match=message):
+    with pytest.raises(xpnet.CheckpointError, match=message) as caught:
         xpnet.load(path, backend="numpy")
+    assert str(path) in str(caught.value)
+
+
+def test_an_error_while_building_keeps_its_cause(tmp_path):
+    path = _saved(tmp_path)
+    _unknown_activation(path)
+    with pytest.raises(xpnet.CheckpointError, match=r"^cannot load .*ck\.safetensors") as caught:
+        xpnet.load(path, backend="numpy")
+    assert type(caught.value.__cause__) is ValueError
+
+
+def _tensor_digest(tensors):
+    """Version 1's SHA-256, of the tensors alone, written out here independently."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = tensors[name]
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def test_version_1_files_still_load(tmp_path):
+    path = _saved(tmp_path)
+    weights = host(xpnet.load(path, backend="numpy").state_dict())
+
+    def as_version_1(h):
+        h["version"] = 1
+        h["sha256"] = _tensor_digest(safetensors.numpy.load_file(path))
+
+    _rewrite(path, as_version_1, sign=False)
+    assert_same_arrays(host(xpnet.load(path, backend="numpy").state_dict()), weights)
 
 
 def test_missing_path(tmp_path):
@@ -254,22 +356,81 @@ def test_missing_path(tmp_path):
 
 
 class _Trap:
+    """Unpickling this touches `marker`: proof that a loader ran code from the file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self):
-        return (Path.touch, (Path(os.environ["XPNET_TRAP"]),))
+        return (Path.touch, (self.marker,))
 
 
-def test_never_unpickles(tmp_path, monkeypatch):
-    trap = tmp_path / "unpickled"
-    monkeypatch.setenv("XPNET_TRAP", str(trap))
-    path = tmp_path / "evil.safetensors"
-    path.write_bytes(pickle.dumps(_Trap()))
-    with pytest.raises(xpnet.CheckpointError):
-        xpnet.load(path)
-    assert not trap.exists()
+def _torch():
+    return pytest.importorskip("torch")
 
 
-def test_metadata_must_be_json(tmp_path):
-    net, _ = trained(epochs=1)
-    with pytest.raises(xpnet.CheckpointError, match="JSON-serializable"):
-        xpnet.save(net, tmp_path, {"bad": object()})
+def _save_object_array(path, trap):
+    with path.open("wb") as f:
+        np.save(f, np.array([trap], dtype=object), allow_pickle=True)
+
+
+def _torch_load(path):
+    with path.open("rb") as f:  # a file object: torch.load would open a *.safetensors name
+        return _torch().load(f, weights_only=False)  # with safetensors
+
+
+# how a file can carry a pickle, and the careless loader that would run it
+CARRIERS = {
+    "pickle": (
+        lambda path, trap: path.write_bytes(pickle.dumps(trap)),
+        lambda path: pickle.loads(path.read_bytes()),
+    ),
+    "numpy object array": (_save_object_array, lambda path: np.load(path, allow_pickle=True)),
+    "torch.save": (lambda path, trap: _torch().save({"W1": trap}, path), _torch_load),
+}
+
+
+@pytest.mark.parametrize("carrier", list(CARRIERS))
+def test_never_unpickles(carrier, tmp_path):
+    write, careless_load = CARRIERS[carrier]
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "run" / FILENAME
+    path.parent.mkdir()
+    write(path, _Trap(marker))
+    careless_load(path)  # the trap is armed: a loader that unpickles runs its code
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(xpnet.CheckpointError, match="not a readable safetensors file"):
+        xpnet.load(path.parent, backend="numpy")
+    assert not marker.exists()
+
+
+# -- saving ------------------------------------------------------------------------------------
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_file_mode_follows_the_umask(umask, tmp_path):
+    net = xpnet.MLP([2, 3, 1])
+    old = os.umask(umask)
+    try:
+        path = xpnet.save(net, tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0o600
+
+
+def test_numpy_numbers_are_saved_as_numbers(tmp_path):
+    net = xpnet.MLP([2, 3, 1])
+    history = [{"epoch": np.int64(1), "loss": np.float32(0.5)}]
+    xpnet.save(net, tmp_path, epoch=np.int64(1), seed=np.int64(3), history=history)
+    ck = xpnet.load_checkpoint(tmp_path, backend="numpy")
+    assert (ck.epoch, ck.seed, ck.history) == (1, 3, [{"epoch": 1, "loss": 0.5}])
+    assert type(ck.seed) is int and type(ck.history[0]["loss"]) is float
+
+
+def test_metadata_must_be_json_and_the_error_names_the_key(tmp_path):
+    net = xpnet.MLP([2, 3, 1])
+    with pytest.raises(xpnet.CheckpointError, match=r"metadata\['bad'\] is not JSON-serializ"):
+        xpnet.save(net, tmp_path, {"fine": [1, 2.5, None], "bad": {"x": np.float32(1)}})
+    with pytest.raises(xpnet.CheckpointError, match=r"metadata\[1\] is not JSON-serializable"):
+        xpnet.save(net, tmp_path, {1: "a non-str key"})
     assert not list(tmp_path.iterdir())

@@ -115,6 +115,14 @@ def test_resume_on_another_backend_uses_its_default_device(capsys, tmp_path):
     assert (metrics["epochs"], metrics["backend"], metrics["device"]) == (2, "numpy", "cpu")
 
 
+def test_resume_reads_the_checkpoint_once(capsys, tmp_path, monkeypatch):
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+    reads, read_bytes = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
+    assert reads == [tmp_path / "r" / "checkpoint.safetensors"]
+
+
 def test_resume_continues_bit_identically(capsys, small, tmp_path):
     common = ["--data", small, "--hidden", "8", "--batch-size", "50", "--backend", "numpy"]
     assert run(capsys, "train", *common, "--epochs", "4", "--out", tmp_path / "straight")[0] == 0

@@ -2,21 +2,23 @@
 
 The file holds the parameters (W1, b1, ...) and the optimizer's arrays ("optimizer/m.W1", ...)
 as tensors; everything else (the MLP config, the optimizer's name, hyperparameters and step
-count, the epoch, the shuffling seed, the history, the caller's metadata and a SHA-256 of the
-tensors) is JSON in the safetensors header. Loading parses JSON and raw arrays only, never
-pickles. Saving writes a temporary file in the same directory, fsyncs it and renames it over
-the old one, so a process killed mid-save leaves the previous checkpoint intact.
+count, the epoch, the shuffling seed, the history and the caller's metadata) is JSON in the
+safetensors header, with a SHA-256 over that JSON and the tensors. Loading parses JSON and raw
+arrays only, never pickles, and turns anything wrong in a file into a CheckpointError naming it.
+Saving writes a temporary file in the same directory, fsyncs it and renames it over the old
+one, so a process killed mid-save leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
 import json
 import os
-import tempfile
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,12 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from .backend import asarray, to_numpy
+from .backend import asarray, get_backend, to_numpy
 from .model import MLP
 from .optim import OPTIMIZERS, Optimizer
 
 FORMAT = "xpnet-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the SHA-256 covers the header JSON and the tensors; 1: the tensors only
 FILENAME = "checkpoint.safetensors"
 SUFFIX = ".safetensors"
 OPTIMIZER_PREFIX = "optimizer/"
@@ -54,6 +56,27 @@ class Checkpoint:
     path: Path
 
 
+@dataclasses.dataclass(frozen=True)
+class CheckpointFile:
+    """A checkpoint file read and verified (format, version, SHA-256) but not yet built into a
+    net, so that its metadata can choose where to build it before `load` does, from one read."""
+
+    path: Path
+    header: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The caller's metadata, as given to `save`."""
+        return dict(self.header.get("metadata", {}))
+
+    def load(self, backend: Any = None, device: Any = None) -> Checkpoint:
+        """The net (on `backend`, default "auto", and `device`), optimizer and training state."""
+        place = get_backend(backend or "auto", device)  # the caller's choice, the caller's error
+        with _interpreting(self.path):
+            return _build(self, place)
+
+
 def checkpoint_path(path: str | os.PathLike) -> Path:
     """The checkpoint file `path` names: itself if it ends in .safetensors, else the run
     directory's checkpoint.safetensors."""
@@ -73,8 +96,8 @@ def save(
 ) -> Path:
     """Write `net` (and, for resuming, `optimizer`'s state, `epoch`, the shuffling `seed` and the
     `history` records) to `path`, a .safetensors file or a run directory (created if needed).
-    `metadata` must be JSON-serializable. Atomic: the old file survives a crash. Returns the
-    file written."""
+    `metadata` maps str keys to JSON values. Atomic: the old file survives a crash. Returns
+    the file written."""
     target = checkpoint_path(path)
     tensors = {name: _host(p) for name, p in net.parameters().items()}
     header: dict[str, Any] = {
@@ -82,9 +105,9 @@ def save(
         "version": VERSION,
         "config": net.config(),
         "epoch": int(epoch),
-        "seed": seed,
-        "history": [dict(r) for r in history],
-        "metadata": dict(metadata or {}),
+        "seed": None if seed is None else int(seed),
+        "history": [{k: _plain(v) for k, v in r.items()} for r in history],
+        "metadata": _json_metadata(metadata or {}),
     }
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -94,11 +117,8 @@ def save(
             "t": int(state["t"]),
         }
         tensors.update({f"{OPTIMIZER_PREFIX}{k}": _host(v) for k, v in state.items() if k != "t"})
-    header["sha256"] = _digest(tensors)
-    try:
-        text = {"xpnet": json.dumps(header, allow_nan=True)}
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint metadata must be JSON-serializable: {err}") from err
+    header["sha256"] = _digest(tensors, header)
+    text = {"xpnet": json.dumps(header, allow_nan=True)}
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(target, safetensors.numpy.save(tensors, metadata=text))
     return target
@@ -112,45 +132,49 @@ def load(path: str | os.PathLike, backend: Any = None, device: Any = None) -> ML
 
 def load_checkpoint(path: str | os.PathLike, backend: Any = None, device: Any = None) -> Checkpoint:
     """Everything `save` wrote: the net, optimizer, epoch, seed, history and metadata."""
+    return read_checkpoint(path).load(backend, device)
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
+    """Read and verify the checkpoint in `path` without building the net: e.g. to learn from
+    its metadata which backend a run used, then `.load(backend, device)` it there."""
     source = checkpoint_path(path)
-    header, tensors = _read(source)
-    try:
-        net = MLP(**header["config"], backend=backend or "auto", device=device)
-    except (TypeError, KeyError) as err:
-        raise CheckpointError(f"{source}: the stored architecture is invalid ({err})") from err
-    params = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
-    for name, value in params.items():
-        if str(value.dtype) != net.dtype_name:
-            raise CheckpointError(
-                f"{source}: tensor {name} is {value.dtype} but the net is {net.dtype_name}; "
-                "the file was not written by xpnet.save"
-            )
-    try:
-        net.load_state_dict(params)
-    except (KeyError, ValueError) as err:
-        message = err.args[0] if err.args else str(err)
-        raise CheckpointError(f"{source}: {message}") from err
-    return Checkpoint(
-        net=net,
-        optimizer=_optimizer(header.get("optimizer"), tensors, net, source),
-        epoch=int(header.get("epoch", 0)),
-        seed=header.get("seed"),
-        history=list(header.get("history", [])),
-        metadata=dict(header.get("metadata", {})),
-        path=source,
-    )
-
-
-def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The caller's metadata of a checkpoint (verified like `load_checkpoint`), without building
-    the net: e.g. to learn which backend a run used before loading it there."""
-    return dict(_read(checkpoint_path(path))[0].get("metadata", {}))
+    if not source.is_file():
+        missing = source.parent if not source.parent.is_dir() else source
+        raise CheckpointError(
+            f"no such file or directory: {missing}; give a run directory (with {FILENAME}) "
+            "or a .safetensors file written by xpnet.save"
+        )
+    data = source.read_bytes()
+    with _interpreting(source):
+        return CheckpointFile(source, *_parse(data, source))
 
 
 # -- writing ----------------------------------------------------------------------------------
 def _host(a: Any) -> np.ndarray:
     """A contiguous host copy of any backend's array (safetensors needs C order)."""
     return np.ascontiguousarray(to_numpy(a))
+
+
+def _plain(value: Any) -> Any:
+    """NumPy (or other) scalars as the Python numbers JSON can hold; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's metadata, each entry checked to be JSON so an error can name its key."""
+    for key, value in metadata.items():
+        try:
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be str, not {type(key).__name__}")
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint metadata[{key!r}] is not JSON-serializable ({err}); give str keys "
+                "and plain values (str, int, float, bool, None, lists and dicts of them; "
+                "e.g. int(x) or x.tolist() for NumPy values)"
+            ) from err
+    return dict(metadata)
 
 
 def _optimizer_name(optimizer: Optimizer) -> str:
@@ -162,16 +186,22 @@ def _optimizer_name(optimizer: Optimizer) -> str:
     )
 
 
-def _hyperparameters(optimizer: Optimizer) -> dict[str, float]:
+def _hyperparameters(optimizer: Optimizer) -> dict[str, Any]:
     """The optimizer's constructor arguments (lr, momentum, beta1, ...), read from the
     attributes of the same names, so that `type(optimizer)(**them)` rebuilds it."""
     names = inspect.signature(type(optimizer)).parameters
-    return {name: getattr(optimizer, name) for name in names}
+    return {name: _plain(getattr(optimizer, name)) for name in names}
 
 
-def _digest(tensors: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+def _digest(tensors: Mapping[str, np.ndarray], header: Mapping[str, Any] | None) -> str:
+    """SHA-256 over the header's canonical JSON (all but the digest itself; None: version 1
+    files, which hash the tensors only), then every tensor's name, dtype, shape and bytes in
+    name order."""
     h = hashlib.sha256()
+    if header is not None:
+        rest = {k: v for k, v in header.items() if k != "sha256"}
+        canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=True)
+        h.update(canonical.encode())
     for name in sorted(tensors):
         a = tensors[name]
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
@@ -181,8 +211,11 @@ def _digest(tensors: Mapping[str, np.ndarray]) -> str:
 
 def _write_atomic(target: Path, data: bytes) -> None:
     """Write to a temporary file beside `target`, fsync, then rename over it (and fsync the
-    directory), so readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    directory), so readers see the old file or the new one, never half of one. The file is
+    created with mode 0o666 less the umask, as any new file (mkstemp would make it 0o600)."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -190,7 +223,7 @@ def _write_atomic(target: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
         dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -201,15 +234,37 @@ def _write_atomic(target: Path, data: bytes) -> None:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _read(source: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The xpnet header and the tensors of `source`, checked against the stored digest."""
-    if not source.is_file():
-        missing = source.parent if not source.parent.is_dir() else source
+@contextlib.contextmanager
+def _interpreting(source: Path) -> Iterator[None]:
+    """The one place where anything that goes wrong while making sense of a file's contents
+    becomes a CheckpointError naming the file (the original error kept as its __cause__)."""
+    try:
+        yield
+    except (CheckpointError, MemoryError):
+        raise
+    except Exception as err:
+        detail = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else err
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
         raise CheckpointError(
-            f"no such file or directory: {missing}; give a run directory (with {FILENAME}) "
-            "or a .safetensors file written by xpnet.save"
+            f"cannot load {source}: {kind}{detail}; the file was edited or not written by "
+            "xpnet.save, use an intact copy"
+        ) from err
+
+
+def _parse(data: bytes, source: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The xpnet header and the tensors of a file's bytes, checked against the stored digest."""
+    header = _xpnet_header(data, source)
+    version = header.get("version")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(
+            f"{source} has an unknown checkpoint format version {version!r}; "
+            "it was not written by xpnet.save"
         )
-    data = source.read_bytes()
+    if version > VERSION:
+        raise CheckpointError(
+            f"{source} was written by a newer xpnet (format version {version}); "
+            "upgrade xpnet to load it"
+        )
     try:
         tensors = safetensors.numpy.load(data)
     except SafetensorError as err:
@@ -217,43 +272,101 @@ def _read(source: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"{source} is not a readable safetensors file (corrupt or truncated: {err}); "
             "use an intact copy"
         ) from err
-    n = int.from_bytes(data[:8], "little")
-    meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    tensors = {k: np.array(v) for k, v in tensors.items()}  # writeable copies
+    if header.get("sha256") != _digest(tensors, header if version >= 2 else None):
+        raise CheckpointError(
+            f"{source} is corrupt: its contents do not match the stored SHA-256; use an intact copy"
+        )
+    if not isinstance(header.get("metadata", {}), dict):
+        raise ValueError("its metadata is not a JSON object")
+    return header, tensors
+
+
+def _xpnet_header(data: bytes, source: Path) -> dict[str, Any]:
+    """The xpnet JSON in the safetensors header of `data` (read before any tensor, so a foreign
+    file is named as such whatever its dtypes)."""
+    try:
+        outer = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        meta = outer.get("__metadata__") or {}
+    except (ValueError, AttributeError) as err:
+        raise CheckpointError(
+            f"{source} is not a readable safetensors file (corrupt or truncated: {err}); "
+            "use an intact copy"
+        ) from err
     try:
         header = json.loads(meta["xpnet"])
-        if header.get("format") != FORMAT:
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError("wrong format tag")
-    except (KeyError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{source} is a safetensors file but not an xpnet checkpoint (no xpnet header); "
             "load it with safetensors, then net.load_state_dict(...)"
         ) from err
-    if header.get("version", 0) > VERSION:
-        raise CheckpointError(
-            f"{source} was written by a newer xpnet (format version {header['version']}); "
-            "upgrade xpnet to load it"
-        )
-    tensors = {k: np.array(v) for k, v in tensors.items()}  # writeable copies
-    if header.get("sha256") != _digest(tensors):
-        raise CheckpointError(
-            f"{source} is corrupt: its tensors do not match the stored SHA-256; use an intact copy"
-        )
-    return header, tensors
+    return header
+
+
+def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
+    """The Checkpoint a verified file describes, with the net built on `place`; raises on any
+    inconsistency (callers wrap it in `_interpreting`)."""
+    header, tensors, source = stored.header, stored.tensors, stored.path
+    net = MLP(**header["config"], backend=place)
+    params = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    for name, value in params.items():
+        if str(value.dtype) != net.dtype_name:
+            raise CheckpointError(
+                f"{source}: tensor {name} is {value.dtype} but the net is {net.dtype_name}; "
+                "the file was not written by xpnet.save"
+            )
+    net.load_state_dict(params)
+    seed = header.get("seed")
+    if seed is not None and type(seed) is not int:
+        raise ValueError(f"its seed {seed!r} is not a whole number")
+    return Checkpoint(
+        net=net,
+        optimizer=_optimizer(header.get("optimizer"), tensors, net),
+        epoch=_count(header.get("epoch", 0), "epoch"),
+        seed=seed,
+        history=[dict(r) for r in header.get("history", [])],
+        metadata=stored.metadata,
+        path=source,
+    )
+
+
+def _count(value: Any, what: str) -> int:
+    """A stored count (epoch, step count), which must be a whole number >= 0."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"its {what} {value!r} is not a whole number >= 0")
+    return value
 
 
 def _optimizer(
-    info: Mapping[str, Any] | None, tensors: Mapping[str, np.ndarray], net: MLP, source: Path
+    info: Mapping[str, Any] | None, tensors: Mapping[str, np.ndarray], net: MLP
 ) -> Optimizer | None:
-    """Rebuild the saved optimizer with its arrays moved to the net's backend and device."""
+    """Rebuild the saved optimizer with its arrays moved to the net's backend and device; each
+    array "<slot>.<param>" must have its parameter's shape and dtype, and a slot must hold one
+    for every parameter."""
     if info is None:
         return None
-    try:
-        optimizer = OPTIMIZERS[info["name"]](**info["hyperparameters"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{source}: the stored optimizer is invalid ({err})") from err
-    state: dict[str, Any] = {"t": int(info.get("t", 0))}
+    optimizer = OPTIMIZERS[info["name"]](**info["hyperparameters"])
+    params = {name: tuple(p.shape) for name, p in net.parameters().items()}
+    state: dict[str, Any] = {"t": _count(info.get("t", 0), "optimizer step count")}
+    slots: dict[str, set[str]] = {}
     for key, value in tensors.items():
-        if key.startswith(OPTIMIZER_PREFIX):
-            state[key.removeprefix(OPTIMIZER_PREFIX)] = asarray(value, like=net)
-    optimizer.load_state_dict(state)
+        if not key.startswith(OPTIMIZER_PREFIX):
+            continue
+        slot, _, name = key.removeprefix(OPTIMIZER_PREFIX).partition(".")
+        if name not in params:
+            raise ValueError(f"optimizer tensor {key} belongs to no parameter of the net")
+        if value.shape != params[name] or str(value.dtype) != net.dtype_name:
+            raise ValueError(
+                f"optimizer tensor {key} is {value.dtype} {value.shape} but parameter {name} "
+                f"is {net.dtype_name} {params[name]}"
+            )
+        slots.setdefault(slot, set()).add(name)
+        state[f"{slot}.{name}"] = asarray(value, like=net)
+    optimizer.load_state_dict(state)  # checks the slot names
+    for slot, names in slots.items():
+        if names != set(params):
+            missing = ", ".join(sorted(set(params) - names))
+            raise ValueError(f"optimizer state {slot!r} lacks parameters {missing}")
     return optimizer

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import plots
 from .backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, to_numpy
-from .checkpoint import FILENAME, Checkpoint, load_checkpoint, load_metadata, save
+from .checkpoint import FILENAME, Checkpoint, load_checkpoint, read_checkpoint, save
 from .data import BUILTIN, load_dataset, load_inputs, one_hot, train_test_split
 from .diagnostics import vanishing_study
 from .gradcheck import gradcheck
@@ -346,13 +346,14 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
             f"{name} cannot change when resuming: --resume continues the run as it was set up "
             "(only --epochs, --backend and --device may be given)"
         )
-    options = load_metadata(args.resume).get("options")
+    stored = read_checkpoint(args.resume)  # read once: its options say where to load it
+    options = stored.metadata.get("options")
     if not isinstance(options, dict) or set(options) != set(DEFAULTS):
         raise UsageError(f"{args.resume} was not written by `xpnet train`, so it cannot resume")
     if args.backend is not None and args.device is None:
         options["device"] = None  # the stored device belongs to the stored backend
     options.update({k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None})
-    ck = load_checkpoint(args.resume, options["backend"], options["device"])
+    ck = stored.load(options["backend"], options["device"])
     if args.epochs is None or args.epochs <= ck.epoch:
         raise UsageError(
             f"the run in {args.resume} has {ck.epoch} epochs; give the total to reach with "
