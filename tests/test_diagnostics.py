@@ -43,6 +43,26 @@ def test_norms_match_a_hand_written_backprop(case):
     np.testing.assert_allclose(norms, expected, rtol=rtol)
 
 
+def test_norms_refuse_arrays_of_another_library():
+    """As fit does: an array of another library is not copied behind the caller's back."""
+    strict = pytest.importorskip("array_api_strict")
+    net = xpnet.MLP([2, 3, 2], backend="numpy")
+    X, T = strict.asarray([[0.0, 1.0]]), np.array([[1.0, 0.0]])
+    with pytest.raises(xpnet.BackendError, match="X is a array_api_strict array but the net runs"):
+        layer_gradient_norms(net, X, T, xpnet.SSELoss())
+
+
+def test_study_moves_the_data_once(monkeypatch):
+    X, T = np.random.default_rng(0).random((7, 3)), np.eye(2)[[0, 1, 0, 1, 1, 0, 0]]
+    moved = []
+    from_host = xpnet.Backend.from_host
+    monkeypatch.setattr(
+        xpnet.Backend, "from_host", lambda self, a: moved.append(a.shape) or from_host(self, a)
+    )
+    vanishing_study([1, 2, 3], ["sigmoid", "relu"], X, T, width=4)
+    assert moved.count(X.shape) == 1  # not once per net (6 nets)
+
+
 @pytest.fixture(scope="module")
 def study():
     data = load_digits()

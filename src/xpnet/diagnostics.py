@@ -11,15 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .backend import Backend, asarray, to_numpy
+from .backend import Backend, get_backend, to_numpy
 from .losses import Loss, SoftmaxCrossEntropyLoss
 from .model import MLP
+from .train import prepare
+
+Array = Any
 
 
 def layer_gradient_norms(net: MLP, X: Any, T: Any, loss: Loss) -> list[float]:
     """The Euclidean norm of dL/dW for each Linear layer, layer 1 (the input side) first,
-    after one forward and backward pass on X, T (host or net arrays; T shaped (n, n_out))."""
-    X, T = asarray(X, like=net), asarray(T, like=net)
+    after one forward and backward pass on X, T. Data rules as in `fit`: NumPy data is moved
+    to the net explicitly, the net's own arrays are used as they are, other libraries raise."""
+    return _norms(net, *prepare(net, X, T), loss)
+
+
+def _norms(net: MLP, X: Array, T: Array, loss: Loss) -> list[float]:
+    """`layer_gradient_norms` on data already prepared for (a net placed like) `net`."""
     loss.forward(net.forward(X), T)
     net.backward(loss.backward(), input_grad=False)
     xp = net.backend.xp
@@ -48,9 +56,12 @@ def vanishing_study(
     Depth is the number of weight layers: depth 1 is a single Linear layer, depth d has d - 1
     hidden layers of `width` units with the given activation. Every net has a linear output
     and softmax cross-entropy (unless `loss` says otherwise), the same seed and the same batch,
-    so only the hidden activations differ between columns."""
+    so only the hidden activations differ between columns. X and T are moved to the backend
+    once, for all the nets."""
     loss = loss or SoftmaxCrossEntropyLoss()
+    place = get_backend(backend, device)
     n_in, n_out = X.shape[1], T.shape[1]
+    data: tuple[Array, Array] | None = None
     results: dict[str, dict[str, list[float]]] = {}
     for activation in activations:
         results[activation] = {}
@@ -61,10 +72,11 @@ def vanishing_study(
                 [n_in, *[width] * (depth - 1), n_out],
                 hidden=activation,
                 output="identity",
-                backend=backend,
-                device=device,
+                backend=place,
                 dtype=dtype,
                 seed=seed,
             )
-            results[activation][str(depth)] = layer_gradient_norms(net, X, T, loss)
+            if data is None:  # every net shares the backend, device, dtype and widths n_in, n_out
+                data = prepare(net, X, T, "vanishing study")
+            results[activation][str(depth)] = _norms(net, *data, loss)
     return results
