@@ -123,6 +123,13 @@ def test_linear_forward_and_backward_match_generic(fast, xp, backend, dtype, sha
             if w is not None:
                 _close(g, w, dtype, scale)
         assert got[2] is None or tuple(got[2].shape) == (batch, n_in)
+        if hasattr(fast, "linear_backward_into"):  # the same, written into given arrays
+            dW, db = xp.zeros_like(W), xp.zeros_like(b) if bias else None
+            dx = fast.linear_backward_into(x, grad, W, dW, db, input_grad, xp)
+            for g, w in zip((dW, db, dx), want, strict=True):
+                assert (g is None) == (w is None)
+                if w is not None:
+                    _close(g, w, dtype, scale)
 
 
 def test_sse_value_and_gradient_match_generic(fast, xp, backend, dtype):
@@ -159,8 +166,9 @@ def test_sgd_and_momentum_update_in_place_as_generic(fast, xp, backend, dtype, n
     _close(v, want_v, dtype, magnitude=magnitude)
 
 
-def test_adam_update_in_place_as_generic(fast, xp, backend, dtype):
-    p, g, m, v = _state(backend, dtype, 50, (1, 2, 3, 4))
+@pytest.mark.parametrize("n", [50, 40_000])  # 40 000 takes the numpy path's blockwise update
+def test_adam_update_in_place_as_generic(fast, xp, backend, dtype, n):
+    p, g, m, v = _state(backend, dtype, n, (1, 2, 3, 4))
     v = v * v  # a second moment is non-negative
     hyper = (0.01 / (1 - 0.9**3), 0.9, 0.999, 1e-8, (1 - 0.999**3) ** 0.5)
     want = generic.adam_update(p, g, m, v, hyper, xp)

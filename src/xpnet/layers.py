@@ -46,7 +46,10 @@ class Linear:
             self.params["b"] = asarray(b, like=self)
         self.grads: dict[str, Array] = {}
         self._x: Array = None
-        self._ops: ModuleType = ops.ops_for(self.backend.xp)
+        self._xp: ModuleType = self.backend.xp
+        self._ops: ModuleType = ops.ops_for(self._xp)
+        # {"W": dW, "b": db} to write gradients into (an MLP's flat buffer), or None: fresh ones
+        self.grad_out: dict[str, Array] | None = None
 
     @property
     def W(self) -> Array:
@@ -64,18 +67,27 @@ class Linear:
 
     def forward(self, x: Array) -> Array:
         self._x = x
-        return self._ops.linear(x, self.params["W"], self.params.get("b"), self.backend.xp)
+        params = self.params
+        return self._ops.linear(x, params["W"], params.get("b"), self._xp)
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
         """Set grads["W"] = x.T @ grad and grads["b"] = sum(grad); return grad @ W.T (dL/dx)
-        unless `input_grad` is False (the first layer of a net in training needs no dL/dx)."""
+        unless `input_grad` is False (the first layer of a net in training needs no dL/dx).
+
+        With `grad_out` set, the gradients are written into its arrays (grads is grad_out);
+        otherwise they are fresh arrays."""
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
-        params = self.params
+        params, out = self.params, self.grad_out
+        if out is not None:
+            self.grads = out
+            return self._ops.linear_backward_into(
+                self._x, grad, params["W"], out["W"], out.get("b"), input_grad, self._xp
+            )
         bias = "b" in params
         self.grads = {}  # the last step's gradients are not kept alive while new ones are made
         dW, db, dx = self._ops.linear_backward(
-            self._x, grad, params["W"], bias, input_grad, self.backend.xp
+            self._x, grad, params["W"], bias, input_grad, self._xp
         )
         self.grads = {"W": dW, "b": db} if bias else {"W": dW}
         return dx

@@ -4,9 +4,11 @@ explicit backpropagation through the layer list in reverse."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import ops
 from .backend import Backend, BackendError, asarray, check_placement, get_backend
 from .layers import ACTIVATIONS, Linear
 from .ops.random import new_generator
@@ -22,7 +24,11 @@ class MLP:
 
     Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid
     and tanh, He-normal for relu, zero biases), so one seed gives bit-identical weights on every
-    backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k])."""
+    backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
+
+    On NumPy the parameters are views of one flat array and the gradients are written into
+    views of another, so an optimizer updates the whole net in one call (`flat_buffers`);
+    `backward` then overwrites the arrays of `grads` in place."""
 
     def __init__(
         self,
@@ -61,6 +67,16 @@ class MLP:
             self.layers += [linear, ACTIVATIONS[act]()]
         self._grads: dict[str, Array] = {}
         self._input_type: type | None = None  # the array type of inputs that passed the checks
+        # (name, Linear, key in its params), built once: the parameter names in order
+        self._names = [
+            (f"{key}{k}", linear, key)
+            for k, linear in enumerate(self.linears, start=1)
+            for key in linear.params
+        ]
+        self._ops = ops.ops_for(self.backend.xp)
+        self._flat: tuple[Array, Array, list[tuple[str, int, int, tuple[int, ...]]]] | None = None
+        if hasattr(self._ops, "linear_backward_into"):
+            self._flatten()
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
@@ -122,7 +138,7 @@ class MLP:
         for layer in reversed(self.layers[1:]):
             g = layer.backward(g)
         g = self.layers[0].backward(g, input_grad=input_grad)
-        self._grads = self._by_name("grads")
+        self._grads = {name: linear.grads[key] for name, linear, key in self._names}
         return g
 
     def __call__(self, X: Array) -> Array:
@@ -130,24 +146,58 @@ class MLP:
 
     @property
     def grads(self) -> dict[str, Array]:
-        """dL/dparameter from the last backward, keyed like `state_dict`."""
+        """dL/dparameter from the last backward, keyed like `state_dict` (on NumPy, views that
+        the next backward overwrites: copy them to keep them)."""
         return self._grads
 
     # -- parameters ----------------------------------------------------------------------
     def parameters(self) -> dict[str, Array]:
         """{"W1": ..., "b1": ..., ...}: the live parameter arrays (not copies)."""
-        return self._by_name("params")
+        return {name: linear.params[key] for name, linear, key in self._names}
 
-    def _by_name(self, attr: str) -> dict[str, Array]:
-        """The Linear layers' `params` or `grads` as {"W1": ..., "b1": ..., "W2": ...}."""
-        return {
-            f"{key}{k}": value
-            for k, linear in enumerate(self.linears, start=1)
-            for key, value in getattr(linear, attr).items()
-        }
+    def _flatten(self) -> None:
+        """Set `_flat` = (P, G, layout): copy the parameters into one flat array P, as views of
+        it, and give each Linear views of one flat array G to write its gradients into."""
+        xp, device = self.backend.xp, self.backend.device
+        layout, start = [], 0
+        for name, linear, key in self._names:
+            shape = tuple(linear.params[key].shape)
+            stop = start + math.prod(shape)
+            layout.append((name, start, stop, shape))
+            start = stop
+        G = xp.zeros((start,), dtype=self.dtype, device=device)
+        self._flat = (xp.empty((start,), dtype=self.dtype, device=device), G, layout)
+        self._load_flat(self.parameters())
+        for (_, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
+            grad = xp.reshape(G[start:stop], shape)
+            linear.grad_out = {**(linear.grad_out or {}), key: grad}
+
+    def _load_flat(self, values: Mapping[str, Array]) -> None:
+        """Copy values (by name) into the flat parameter array and make the layers' parameters
+        its views again."""
+        P, _, layout = self._flat
+        xp = self.backend.xp
+        for (name, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
+            linear.params[key] = view = xp.reshape(P[start:stop], shape)
+            view[...] = values[name]
+
+    def flat_buffers(
+        self,
+    ) -> tuple[Array, Array, list[tuple[str, int, int, tuple[int, ...]]]] | None:
+        """(P, G, layout): one flat array holding every parameter, one holding every gradient
+        of the last backward, and where each lies in them ([(name, start, stop, shape), ...]),
+        so that an optimizer can update the whole net in one call; None where the net keeps
+        no flat arrays (other libraries than NumPy) or a parameter was rebound since."""
+        flat = self._flat
+        if flat is None or not self._ops.views_of(
+            flat[0], [linear.params[key] for _, linear, key in self._names]
+        ):
+            return None
+        return flat
 
     def set_parameter(self, name: str, value: Array) -> None:
-        """Rebind one parameter (used for immutable arrays; no checks: internal)."""
+        """Rebind one parameter (used for immutable arrays; no checks: internal). On NumPy the
+        net then stops updating through its flat arrays until `load_state_dict`."""
         self.linears[int(name[1:]) - 1].params[name[0]] = value
 
     def state_dict(self) -> dict[str, Array]:
@@ -176,6 +226,9 @@ class MLP:
                     "build the net with the sizes the state was saved from"
                 )
             new[name] = self.backend.xp.asarray(asarray(state[name], like=self), copy=True)
+        if self._flat is not None:
+            self._load_flat(new)
+            return
         for name, value in new.items():
             self.set_parameter(name, value)
 

@@ -2,7 +2,13 @@
 
 Parameters are updated in place where the array library allows it (`is_writeable_array`),
 otherwise rebound (JAX-style immutable arrays). State is kept per parameter name, on the
-parameter's device, and round-trips through `state_dict` for exact resumption."""
+parameter's device, and round-trips through `state_dict` for exact resumption.
+
+A model whose `flat_buffers()` gives one flat array of all its parameters and one of their
+gradients (an MLP on NumPy) is updated by one call over the whole net, with each state slot
+one flat array too whose pieces are the per-name state entries: the same arithmetic,
+element by element, as per-parameter updates, in a few calls instead of a few per
+parameter."""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ class Trainable(Protocol):
     def grads(self) -> dict[str, Array]: ...
 
 
-def _store(model: Trainable, name: str, p: Array, new: Array) -> None:
+def _store(model: Trainable, name: str | None, p: Array, new: Array) -> None:
     """Make `new` the value of parameter `name` (currently `p`): nothing to do when an ops
     update already wrote into p, a copy into p when p is writeable, else a rebind."""
     if new is p:
@@ -64,27 +70,68 @@ class Optimizer:
         self.lr = float(lr)
         self.t = 0
         self.state: dict[str, Array] = {}
+        self._flat_state: dict[str, Array] = {}  # slot -> flat array, laid out like _flat_for
+        self._flat_for: Array = None  # the flat parameter array _flat_state belongs to
 
     def step(self, model: Trainable) -> None:
         grads = model.grads
         if not grads:
             raise RuntimeError("no gradients: call net.backward(...) before optimizer.step(net)")
         self.t += 1
+        flat_buffers = getattr(model, "flat_buffers", None)
+        flat = flat_buffers() if flat_buffers is not None else None
+        if flat is not None:
+            P, G, layout = flat
+            if self._flat_for is not P:
+                self._flatten_state(P, layout)
+            xp, fns = _namespace_and_ops(P)
+            self._update(model, None, P, G, xp, fns)
+            return
         params = model.parameters()
         xp, fns = _namespace_and_ops(next(iter(params.values())))  # once per step
         for name, p in params.items():
             self._update(model, name, p, grads[name], xp, fns)
 
-    def _update(self, model: Trainable, name: str, p: Array, g: Array, xp: Any, fns: Any) -> None:
+    def _update(
+        self, model: Trainable, name: str | None, p: Array, g: Array, xp: Any, fns: Any
+    ) -> None:
         """Update parameter `name` (p) from its gradient g with the ops module `fns` (fast
-        paths write in place) and `_store` the result."""
+        paths write in place) and `_store` the result; name None: p and g are the model's
+        flat arrays."""
         raise NotImplementedError
 
-    def _slot(self, slot: str, name: str, like: Array) -> Array:
+    def _slot(self, slot: str, name: str | None, like: Array) -> Array:
+        """The state array `slot` of parameter `name` (zeros at first); name None: the flat
+        one."""
+        if name is None:
+            return self._flat_state[slot]
         key = f"{slot}.{name}"
         if key not in self.state:
             self.state[key] = array_namespace(like).zeros_like(like)
         return self.state[key]
+
+    def _keep(self, slot: str, name: str | None, old: Array, new: Array) -> None:
+        """Make `new` the state array `slot` of parameter `name` (old: the one `_slot` gave)."""
+        if name is not None:
+            self.state[f"{slot}.{name}"] = new
+        elif new is not old:  # the flat arrays are writeable
+            old[...] = new
+
+    def _flatten_state(self, P: Array, layout: list[tuple[str, int, int, tuple[int, ...]]]) -> None:
+        """One flat array per slot, laid out like P, holding the state kept so far (zeros where
+        none); the per-name entries of `state` become views of it."""
+        xp = array_namespace(P)
+        self._flat_state = {}
+        for slot in self.slots:
+            flat = xp.zeros_like(P)
+            for name, start, stop, shape in layout:
+                key = f"{slot}.{name}"
+                old = self.state.get(key)
+                self.state[key] = view = xp.reshape(flat[start:stop], shape)
+                if old is not None:
+                    view[...] = old
+            self._flat_state[slot] = flat
+        self._flat_for = P
 
     def state_dict(self) -> dict[str, Any]:
         """{"t": steps taken, "<slot>.<param>": a copy of that array, ...} for checkpoints."""
@@ -101,6 +148,7 @@ class Optimizer:
             )
         self.t = int(state.get("t", 0))
         self.state = {k: _copy(v) for k, v in state.items() if k != "t"}
+        self._flat_for = None  # flat state is rebuilt from these at the next flat step
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr})"
@@ -119,9 +167,8 @@ class SGD(Optimizer):
     def _update(self, model, name, p, g, xp, fns):
         if self.momentum:
             v = self._slot("velocity", name, p)
-            new, self.state[f"velocity.{name}"] = fns.momentum_update(
-                p, g, v, self.lr, self.momentum, xp
-            )
+            new, v_new = fns.momentum_update(p, g, v, self.lr, self.momentum, xp)
+            self._keep("velocity", name, v, v_new)
         else:
             new = fns.sgd_update(p, g, self.lr, xp)
         if new is not p:
@@ -155,8 +202,9 @@ class Adam(Optimizer):
         correction2 = math.sqrt(1.0 - self.beta2**self.t)
         step = self.lr / (1.0 - self.beta1**self.t)
         hyper = (step, self.beta1, self.beta2, self.eps, correction2)
-        new, m, v = fns.adam_update(p, g, m, v, hyper, xp)
-        self.state[f"m.{name}"], self.state[f"v.{name}"] = m, v
+        new, m_new, v_new = fns.adam_update(p, g, m, v, hyper, xp)
+        self._keep("m", name, m, m_new)
+        self._keep("v", name, v, v_new)
         _store(model, name, p, new)
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "identity_inplace",
     "linear",
     "linear_backward",
+    "linear_backward_into",
     "log_softmax",
     "momentum_update",
     "relu",
@@ -46,6 +47,7 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_inplace",
+    "views_of",
 ]
 
 Array = Any
@@ -149,11 +151,33 @@ def linear_backward(
     """generic.linear_backward with the column sum as one ufunc reduction and grad @ W.T
     through a contiguous copy of W.T where OpenBLAS is slow on the transposed view."""
     db = np.add.reduce(grad, axis=0) if bias else None
-    if not input_grad:
-        return x.T @ grad, db, None
+    return x.T @ grad, db, _input_grad(grad, W) if input_grad else None
+
+
+def linear_backward_into(
+    x: Array, grad: Array, W: Array, dW: Array, db: Array | None, input_grad: bool, xp: ModuleType
+) -> Array | None:
+    """linear_backward writing dL/dW into dW and dL/db into db (given by the caller, e.g. views
+    of a net's flat gradient buffer); returns dL/dx, or None unless `input_grad`."""
+    np.matmul(x.T, grad, out=dW)
+    if db is not None:
+        np.add.reduce(grad, axis=0, out=db)
+    return _input_grad(grad, W) if input_grad else None
+
+
+def _input_grad(grad: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """grad @ W.T, through a contiguous copy of W.T where that was measured faster."""
     if _COPY_WT[0] <= W.size < _COPY_WT[1] and type(W) is np.ndarray:
-        return x.T @ grad, db, grad @ np.ascontiguousarray(W.T)
-    return x.T @ grad, db, grad @ W.T
+        return grad @ np.ascontiguousarray(W.T)
+    return grad @ W.T
+
+
+def views_of(flat: Array, arrays: list[Array]) -> bool:
+    """Every array is still a view into `flat` (none was rebound, copied or unpickled)."""
+    for a in arrays:
+        if type(a) is not np.ndarray or a.base is not flat:
+            return False
+    return True
 
 
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
@@ -214,9 +238,23 @@ def momentum_update(
 def adam_update(
     p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
 ) -> tuple[Array, Array, Array]:
-    """generic.adam_update with p, m and v updated in place and two temporaries."""
+    """generic.adam_update with p, m and v updated in place and two temporaries (per block of
+    a large p, so that they stay small: a net's flat array is one large p)."""
     if not (_updatable(p) and _updatable(m) and _updatable(v)):
         return generic.adam_update(p, g, m, v, hyper, xp)
+    if _blockwise(p, g) and m.flags.c_contiguous and v.flags.c_contiguous:
+        pf, gf, mf, vf = (a.reshape(-1) for a in (p, g, m, v))
+        for start in range(0, pf.size, _BLOCK):
+            block = slice(start, start + _BLOCK)
+            _adam_into(pf[block], gf[block], mf[block], vf[block], hyper)
+    else:
+        _adam_into(p, g, m, v, hyper)
+    return p, m, v
+
+
+def _adam_into(
+    p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, hyper: tuple[float, ...]
+) -> None:
     step, beta1, beta2, eps, correction2 = hyper
     tmp = np.multiply(g, 1.0 - beta1)
     m *= beta1
@@ -231,4 +269,3 @@ def adam_update(
     update = np.multiply(m, step)
     update /= tmp
     p -= update
-    return p, m, v
