@@ -48,7 +48,9 @@ def iris():
 def test_classifier_learns_iris_with_string_labels(iris):
     X, y = iris
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=1000)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=1000, random_state=0
+    )
     clf.fit(X, names)
     assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
     assert clf.out_activation_ == "softmax"
@@ -63,7 +65,9 @@ def test_classifier_learns_iris_with_string_labels(iris):
 
 def test_binary_and_multilabel_use_sigmoid_outputs(iris):
     X, y = iris
-    binary = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000)
+    binary = MLPClassifier(
+        hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000, random_state=0
+    )
     binary.fit(X, y == 0)
     assert binary.out_activation_ == "logistic" and binary.n_outputs_ == 1
     proba = binary.predict_proba(X)
@@ -222,7 +226,9 @@ def test_dispatch_regressor_and_mixed_targets(iris):
     Xt = torch.asarray(X[:, :3])
     yt = strict.asarray(X[:, 3], device=strict.Device("device1"))
     with sklearn.config_context(array_api_dispatch=True):
-        reg = MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000)
+        reg = MLPRegressor(
+            hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000, random_state=0
+        )
         reg.fit(Xt, yt)
         pred = reg.predict(Xt)
         score = reg.score(Xt, torch.asarray(X[:, 3]))
