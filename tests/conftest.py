@@ -44,6 +44,7 @@ CASES = [
     Case("torch-cpu-f64", "torch", "cpu", "float64"),
     Case("torch-cuda", "torch", "cuda", "float32"),
     Case("cupy", "cupy", None, "float32"),
+    Case("cupy-f64", "cupy", None, "float64"),
 ]
 
 

@@ -113,3 +113,53 @@ def test_grads_are_overwritten_by_the_next_backward():
     fresh.forward(X)
     fresh.backward(2 * np.ones_like(T))
     np.testing.assert_array_equal(first, fresh.grads["W2"])
+
+
+def test_a_rebound_gradient_is_what_the_optimizer_applies():
+    """Clipping by rebinding net.grads[k] must reach the update (the flat path stands down)."""
+    net = xpnet.MLP([3, 4, 2], seed=2)
+    X, T = (xpnet.asarray(a, like=net) for a in _data())
+    loss = xpnet.SSELoss()
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    loss.forward(net.forward(X), T)
+    net.backward(loss.backward(), input_grad=False)
+    grads = {k: v.copy() for k, v in net.grads.items()}
+    net.grads["W1"] = np.zeros_like(net.grads["W1"])
+    assert net.flat_buffers() is None
+    xpnet.SGD(lr=0.3).step(net)
+    np.testing.assert_array_equal(net.parameters()["W1"], before["W1"])
+    for k in ("b1", "W2", "b2"):
+        np.testing.assert_array_equal(net.parameters()[k], before[k] - np.float32(0.3) * grads[k])
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_state_stays_right_across_per_parameter_and_flat_phases(name):
+    """flat step, a per-parameter step (read-only parameters), flat again after load_state_dict:
+    bit-identical to per-parameter steps throughout, optimizer state included."""
+    net, opt = xpnet.MLP([3, 4, 2], seed=3), OPTIMIZERS[name]()
+    _train(net, opt, 1)
+    for k, p in net.parameters().items():  # read-only: the generic path, state rebound
+        frozen = p.copy()
+        frozen.flags.writeable = False
+        net.set_parameter(k, frozen)
+    _train(net, opt, 1)
+    net.load_state_dict(net.state_dict())
+    assert net.flat_buffers() is not None
+    mixed = _train(net, opt, 2)
+    ref_net, ref_opt = xpnet.MLP([3, 4, 2], seed=3), OPTIMIZERS[name]()
+    reference = _train(ref_net, ref_opt, 4, unflatten=True)
+    for k, v in reference.items():
+        np.testing.assert_array_equal(mixed[k], v)
+    a, b = _state(opt), _state(ref_opt)
+    for k in a.keys() - {"t"}:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_gradcheck_leaves_the_net_flat_and_unchanged():
+    net = xpnet.MLP([3, 4, 2], seed=2, dtype="float64")
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    X, T = (xpnet.asarray(a, like=net) for a in _data())
+    assert max(xpnet.gradcheck(net, xpnet.SSELoss(), X, T).values()) < 1e-6
+    assert net.flat_buffers() is not None
+    for k, v in net.parameters().items():
+        np.testing.assert_array_equal(v, before[k])

@@ -9,6 +9,7 @@ import array_api_compat
 
 from .backend import asarray, backend_of, to_numpy
 from .losses import Loss
+from .optim import store_parameter
 
 Array = Any
 
@@ -48,8 +49,8 @@ def gradcheck(
             value = asarray(host, like=backend, dtype="float64")
             if name == "input":
                 inputs["X"] = value
-            else:
-                model.set_parameter(name, value)
+            else:  # into the live array where it is writeable, so the model keeps its layout
+                store_parameter(model, name, model.parameters()[name], value)
 
         return set_value
 

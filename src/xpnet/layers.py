@@ -80,7 +80,7 @@ class Linear:
             raise RuntimeError("Linear.backward called before forward")
         params, out = self.params, self.grad_out
         if out is not None:
-            self.grads = out
+            self.grads = dict(out)  # a user's rebinding of grads[k] must not redirect G
             return self._ops.linear_backward_into(
                 self._x, grad, params["W"], out["W"], out.get("b"), input_grad, self._xp
             )

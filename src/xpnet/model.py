@@ -75,6 +75,8 @@ class MLP:
         ]
         self._ops = ops.ops_for(self.backend.xp)
         self._flat: tuple[Array, Array, list[tuple[str, int, int, tuple[int, ...]]]] | None = None
+        self._param_views: dict[str, Array] = {}  # the flat arrays' views, by name
+        self._grad_views: dict[str, Array] = {}
         if hasattr(self._ops, "linear_backward_into"):
             self._flatten()
 
@@ -167,19 +169,22 @@ class MLP:
             start = stop
         G = xp.zeros((start,), dtype=self.dtype, device=device)
         self._flat = (xp.empty((start,), dtype=self.dtype, device=device), G, layout)
-        self._load_flat(self.parameters())
-        for (_, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
-            grad = xp.reshape(G[start:stop], shape)
+        self._grad_views = {}
+        for (name, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
+            self._grad_views[name] = grad = xp.reshape(G[start:stop], shape)
             linear.grad_out = {**(linear.grad_out or {}), key: grad}
+        self._load_flat(self.parameters())
 
     def _load_flat(self, values: Mapping[str, Array]) -> None:
         """Copy values (by name) into the flat parameter array and make the layers' parameters
         its views again."""
         P, _, layout = self._flat
         xp = self.backend.xp
+        self._param_views = {}
         for (name, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
             linear.params[key] = view = xp.reshape(P[start:stop], shape)
             view[...] = values[name]
+            self._param_views[name] = view
 
     def flat_buffers(
         self,
@@ -187,13 +192,17 @@ class MLP:
         """(P, G, layout): one flat array holding every parameter, one holding every gradient
         of the last backward, and where each lies in them ([(name, start, stop, shape), ...]),
         so that an optimizer can update the whole net in one call; None where the net keeps
-        no flat arrays (other libraries than NumPy) or a parameter was rebound since."""
-        flat = self._flat
-        if flat is None or not self._ops.views_of(
-            flat[0], [linear.params[key] for _, linear, key in self._names]
-        ):
+        no flat arrays (other libraries than NumPy) or a parameter or gradient was rebound
+        since (then the optimizer updates parameter by parameter, from `grads`)."""
+        if self._flat is None:
             return None
-        return flat
+        params, grads, current = self._param_views, self._grad_views, self._grads
+        for name, linear, key in self._names:
+            if linear.params[key] is not params[name]:
+                return None
+            if current and current.get(name) is not grads[name]:
+                return None
+        return self._flat
 
     def set_parameter(self, name: str, value: Array) -> None:
         """Rebind one parameter (used for immutable arrays; no checks: internal). On NumPy the

@@ -32,7 +32,7 @@ class Trainable(Protocol):
     def grads(self) -> dict[str, Array]: ...
 
 
-def _store(model: Trainable, name: str | None, p: Array, new: Array) -> None:
+def store_parameter(model: Trainable, name: str | None, p: Array, new: Array) -> None:
     """Make `new` the value of parameter `name` (currently `p`): nothing to do when an ops
     update already wrote into p, a copy into p when p is writeable, else a rebind."""
     if new is p:
@@ -87,6 +87,7 @@ class Optimizer:
             xp, fns = _namespace_and_ops(P)
             self._update(model, None, P, G, xp, fns)
             return
+        self._flat_for = None  # per-parameter steps may rebind state: rebuild flat state later
         params = model.parameters()
         xp, fns = _namespace_and_ops(next(iter(params.values())))  # once per step
         for name, p in params.items():
@@ -96,7 +97,7 @@ class Optimizer:
         self, model: Trainable, name: str | None, p: Array, g: Array, xp: Any, fns: Any
     ) -> None:
         """Update parameter `name` (p) from its gradient g with the ops module `fns` (fast
-        paths write in place) and `_store` the result; name None: p and g are the model's
+        paths write in place) and `store_parameter` the result; name None: p and g are the model's
         flat arrays."""
         raise NotImplementedError
 
@@ -172,7 +173,7 @@ class SGD(Optimizer):
         else:
             new = fns.sgd_update(p, g, self.lr, xp)
         if new is not p:
-            _store(model, name, p, new)
+            store_parameter(model, name, p, new)
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr}, momentum={self.momentum})"
@@ -205,7 +206,7 @@ class Adam(Optimizer):
         new, m_new, v_new = fns.adam_update(p, g, m, v, hyper, xp)
         self._keep("m", name, m, m_new)
         self._keep("v", name, v, v_new)
-        _store(model, name, p, new)
+        store_parameter(model, name, p, new)
 
     def __repr__(self) -> str:
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"

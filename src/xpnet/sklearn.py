@@ -396,10 +396,11 @@ class _BaseMLP(BaseEstimator):
         super().__setstate__(state)
         if "coefs_" in state:
             net = MLP(**self._net_config, backend=backend_of(self.coefs_[0]))
-            for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True), 1):
-                net.set_parameter(f"W{k}", W)
-                net.set_parameter(f"b{k}", b)
-            self._net = net
+            pairs = enumerate(zip(self.coefs_, self.intercepts_, strict=True), 1)
+            net.load_state_dict(
+                {n: a for k, (W, b) in pairs for n, a in ((f"W{k}", W), (f"b{k}", b))}
+            )
+            self._attach(net)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -95,13 +95,21 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is cupy.ndarray is type(b) and a.dtype == b.dtype and a.shape == b.shape
 
 
+_FLOATS = (cupy.dtype(cupy.float32), cupy.dtype(cupy.float64))
+
+
+def _float(a: Any) -> bool:
+    """A cupy array of float32 or float64: what the kernels are written for."""
+    return type(a) is cupy.ndarray and a.dtype in _FLOATS
+
+
 def sigmoid(x: Array, xp: ModuleType) -> Array:
     """generic.sigmoid (split form) in one kernel."""
-    return _sigmoid(x)
+    return _sigmoid(x) if _float(x) else generic.sigmoid(x, xp)
 
 
 def sigmoid_inplace(x: Array, xp: ModuleType) -> Array:
-    return _sigmoid(x, x)
+    return _sigmoid(x, x) if _float(x) else generic.sigmoid(x, xp)
 
 
 def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
@@ -144,6 +152,8 @@ def linear_backward(
 
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     """(0.5 * sum((Y - T)**2), Y - T): a subtraction and one reduction kernel."""
+    if not (_float(Y) and _same(Y, T)):
+        return generic.sse(Y, T, xp)
     D = Y - T
     return _half_sum_of_squares(D), D
 
@@ -217,6 +227,11 @@ def capture(step: Callable[[], Any]) -> Callable[[], Any]:
         stream.begin_capture()
         try:
             result = step()
-        finally:
-            graph = stream.end_capture()
+        except BaseException:
+            try:  # end the broken capture, but report what broke it
+                stream.end_capture()
+            except Exception:
+                pass
+            raise
+        graph = stream.end_capture()
     return _Replay(graph, stream, pool, result)

@@ -47,7 +47,6 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_inplace",
-    "views_of",
 ]
 
 Array = Any
@@ -176,14 +175,6 @@ def _input_grad(grad: np.ndarray, W: np.ndarray) -> np.ndarray:
     if _COPY_WT[0] <= W.size < _COPY_WT[1] and type(W) is np.ndarray:
         return grad @ np.ascontiguousarray(W.T)
     return grad @ W.T
-
-
-def views_of(flat: Array, arrays: list[Array]) -> bool:
-    """Every array is still a view into `flat` (none was rebound, copied or unpickled)."""
-    for a in arrays:
-        if type(a) is not np.ndarray or a.base is not flat:
-            return False
-    return True
 
 
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
