@@ -1,14 +1,17 @@
-"""The math: `ops_for(xp)` gives the functions for a namespace, a fused fast path where one
-exists (tested against `generic`), else the array-API reference in `generic`.
+"""The math: `ops_for(xp)` gives the functions for a namespace: those of `generic` (the
+array-API reference), with a fused fast path's own functions in their place where the
+namespace has one (ops/numpy.py, ops/torch.py, ops/cupy.py, each tested against `generic`).
 
-Every fast module has the functions of `generic` (same names and arguments) and, for each
-activation, an `<name>_inplace(x, xp)` that may overwrite x (callers fall back to `<name>`
-where a module has none)."""
+A fast module defines only what it speeds up, with `generic`'s names and arguments, plus, for
+each activation, an `<name>_inplace(x, xp)` that may overwrite x (callers fall back to
+`<name>` where there is none)."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+import inspect
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import array_api_compat
 
@@ -20,17 +23,28 @@ _FAST = (
     (array_api_compat.is_cupy_namespace, "cupy"),
     (array_api_compat.is_torch_namespace, "torch"),
 )
-_CHOSEN: dict[str, ModuleType] = {}
+_CHOSEN: dict[str, Any] = {}
 
 
-def ops_for(xp: ModuleType) -> ModuleType:
-    """The ops module to use for arrays of namespace `xp`."""
+def _own_functions(module: ModuleType) -> dict[str, Any]:
+    """The public functions a module defines itself (not those it imports)."""
+    return {
+        name: fn
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn) and fn.__module__ == module.__name__ and name[0] != "_"
+    }
+
+
+def ops_for(xp: ModuleType) -> Any:
+    """The ops to use for arrays of namespace `xp`: `generic` itself, or generic's functions
+    overlaid with a fast module's."""
     chosen = _CHOSEN.get(xp.__name__)
     if chosen is None:
         chosen = generic
         for test, name in _FAST:
             if test(xp):
-                chosen = importlib.import_module(f"{__name__}.{name}")
+                fast = importlib.import_module(f"{__name__}.{name}")
+                chosen = SimpleNamespace(**{**_own_functions(generic), **_own_functions(fast)})
                 break
         _CHOSEN[xp.__name__] = chosen
     return chosen

@@ -13,38 +13,6 @@ from typing import Any
 
 import torch
 
-from .generic import (
-    identity,
-    identity_backward,
-    log_softmax,
-    relu,
-    relu_backward,
-    softmax,
-    tanh,
-)
-
-__all__ = [
-    "adam_update",
-    "identity",
-    "identity_backward",
-    "identity_inplace",
-    "linear",
-    "linear_backward",
-    "log_softmax",
-    "momentum_update",
-    "relu",
-    "relu_backward",
-    "sgd_update",
-    "sigmoid",
-    "sigmoid_backward",
-    "sigmoid_inplace",
-    "softmax",
-    "sse",
-    "tanh",
-    "tanh_backward",
-    "tanh_inplace",
-]
-
 Array = Any
 _aten = torch.ops.aten
 
