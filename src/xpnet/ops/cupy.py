@@ -98,18 +98,6 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return _tanh_backward(y, grad)
 
 
-def identity_inplace(x: Array, xp: ModuleType) -> Array:
-    return x
-
-
-def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
-    """x @ W (cuBLAS), then the bias added in place: one kernel."""
-    y = x @ W
-    if b is not None:
-        y += b
-    return y
-
-
 def linear_backward(
     x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
 ) -> tuple[Array, Array | None, Array | None]:

@@ -63,9 +63,12 @@ def softmax(z: Array, xp: ModuleType) -> Array:
 
 
 def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
-    """x @ W + b (x @ W when b is None)."""
+    """x @ W + b (x @ W when b is None), the bias added into the fresh product (`+=` rebinds
+    where a library's arrays are immutable)."""
     y = x @ W
-    return y if b is None else y + b
+    if b is not None:
+        y += b
+    return y
 
 
 def linear_backward(

@@ -106,18 +106,6 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return out
 
 
-def identity_inplace(x: Array, xp: ModuleType) -> Array:
-    return x
-
-
-def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
-    """x @ W, then the bias added in place into the product."""
-    y = x @ W
-    if b is not None:
-        y += b
-    return y
-
-
 def linear_backward(
     x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
 ) -> tuple[Array, Array | None, Array | None]:

@@ -45,10 +45,6 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return _aten.tanh_backward(grad, y)
 
 
-def identity_inplace(x: Array, xp: ModuleType) -> Array:
-    return x
-
-
 def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
     """x @ W + b in one addmm."""
     return x @ W if b is None else torch.addmm(b, x, W)
