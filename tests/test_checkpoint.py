@@ -137,9 +137,9 @@ def test_a_crash_mid_save_leaves_the_old_checkpoint(crash_in, tmp_path, monkeypa
         raise OSError("simulated crash")
 
     if crash_in == "write":  # the process dies with the temporary file half written
-        monkeypatch.setattr("xpnet.checkpoint.os.fdopen", _half_writer(crash))
+        monkeypatch.setattr("xpnet.files.os.fdopen", _half_writer(crash))
     else:
-        monkeypatch.setattr(f"xpnet.checkpoint.os.{crash_in}", crash)
+        monkeypatch.setattr(f"xpnet.files.os.{crash_in}", crash)
     with pytest.raises(OSError, match="simulated crash"):
         xpnet.save(new, tmp_path)
     monkeypatch.undo()

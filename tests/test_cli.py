@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import xpnet
+import xpnet.files
 from xpnet.cli import _new_run_dir, main
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.train import predicted_labels
@@ -150,6 +151,32 @@ def test_evaluate_reports_the_test_split_or_given_data(capsys, trained_run, smal
     whole = xpnet.evaluate(net, data.X, data.y, loss=xpnet.SoftmaxCrossEntropyLoss())
     status, out, _ = run(capsys, "evaluate", trained_run, "--data", small)
     assert status == 0 and f"(all samples, 300): accuracy {100 * whole['accuracy']:.2f} %" in out
+
+
+def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_path, monkeypatch):
+    """train, predict and vanishing write each of their files through files.write_atomic
+    (temporary file, fsync, rename), never in place."""
+    written = []
+
+    def recording(target, data):
+        written.append(Path(target).name)
+        real(target, data)
+
+    real = xpnet.files.write_atomic
+    for module in ("xpnet.cli", "xpnet.plots", "xpnet.checkpoint"):
+        monkeypatch.setattr(f"{module}.write_atomic", recording)
+    out = tmp_path / "run"
+    assert (
+        run(capsys, "train", "--data", small, "--epochs", "2", "--hidden", "8", "--out", out)[0]
+        == 0
+    )
+    np.savez(tmp_path / "in.npz", X=load_digits().X[:3])
+    assert run(capsys, "predict", out, tmp_path / "in.npz", "-o", tmp_path / "p.npz")[0] == 0
+    van = tmp_path / "van"
+    assert run(capsys, "vanishing", "--depths", "1,2", "--out", van, "--batch-size", "16")[0] == 0
+    made = {p.name for d in (out, van) for p in d.iterdir()} | {"p.npz"}
+    assert made == set(written)
+    assert written.count("checkpoint.safetensors") == 2  # after each epoch
 
 
 def test_predict_writes_labels_and_outputs(capsys, trained_run, tmp_path):

@@ -17,7 +17,6 @@ import hashlib
 import inspect
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from .backend import asarray, get_backend, to_numpy
+from .files import write_atomic
 from .model import MLP
 from .optim import OPTIMIZERS, Optimizer
 
@@ -120,7 +120,7 @@ def save(
     header["sha256"] = _digest(tensors, header)
     text = {"xpnet": json.dumps(header, allow_nan=True)}
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, safetensors.numpy.save(tensors, metadata=text))
+    write_atomic(target, safetensors.numpy.save(tensors, metadata=text))
     return target
 
 
@@ -207,30 +207,6 @@ def _digest(tensors: Mapping[str, np.ndarray], header: Mapping[str, Any] | None)
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside `target`, fsync, then rename over it (and fsync the
-    directory), so readers see the old file or the new one, never half of one. The file is
-    created with mode 0o666 less the umask, as any new file (mkstemp would make it 0o600)."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import argparse
 import csv
 import datetime
 import importlib.metadata
+import io
 import json
 import platform
 import sys
@@ -25,6 +26,7 @@ from .backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, to_numpy
 from .checkpoint import FILENAME, Checkpoint, load_checkpoint, read_checkpoint, save
 from .data import BUILTIN, load_dataset, load_inputs, one_hot, train_test_split
 from .diagnostics import vanishing_study
+from .files import write_atomic
 from .gradcheck import gradcheck
 from .losses import LOSSES
 from .model import HIDDEN, MLP
@@ -401,16 +403,16 @@ def _metrics(
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def _write_history(path: Path, history: History) -> None:
     """One row per epoch; the validation columns are the test split's, so they say test_."""
-    columns = [k.replace("val_", "test_") for k in history.keys()]
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows([list(r.values()) for r in history.records])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow([k.replace("val_", "test_") for k in history.keys()])
+    writer.writerows([list(r.values()) for r in history.records])
+    write_atomic(path, text.getvalue().encode())
 
 
 def _draw(plot: Callable[..., None], data: Any, path: Path) -> bool:
@@ -455,7 +457,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     X = load_inputs(args.inputs)
     Y = predict(net, X)
     labels = to_numpy(predicted_labels(Y, net.backend.xp))
-    np.savez(args.output, y=labels, outputs=to_numpy(Y))
+    buffer = io.BytesIO()
+    np.savez(buffer, y=labels, outputs=to_numpy(Y))
+    write_atomic(args.output, buffer.getvalue())
     print(f"{len(X)} predictions -> {args.output} (y: class labels, outputs: the net's outputs)")
 
 

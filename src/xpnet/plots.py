@@ -7,11 +7,21 @@ involved."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .files import write_atomic
+
 INSTALL_HINT = "pip install 'xpnet[plot]'"
+
+
+def _save(fig: Any, path: str | os.PathLike) -> None:
+    """The figure as a PNG at `path`, written atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_atomic(path, buffer.getvalue())
 
 
 def _figure(ncols: int) -> tuple[Any, Any]:
@@ -37,7 +47,7 @@ def plot_curves(records: Sequence[Mapping[str, float]], path: str | os.PathLike)
         ax.set_yscale("log" if metric == "loss" else "linear")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
 
 
 def plot_vanishing(
@@ -65,4 +75,4 @@ def plot_vanishing(
         ax.set_ylabel("||dL/dW||")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
