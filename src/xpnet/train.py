@@ -144,22 +144,38 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
+class _Tally:
+    """Loss (weighted by batch size) and correct predictions summed over batches on the device;
+    read on the host once, by `summary`."""
+
+    def __init__(self, loss: Loss, classify: bool, xp: Any) -> None:
+        self.loss, self.classify, self.xp = loss, classify, xp
+        self.total_loss: Any = 0.0
+        self.correct: Any = 0
+        self.n = 0
+
+    def add(self, Y: Array, T: Array) -> None:
+        """Score one batch's outputs Y against its targets T (leaves `loss` ready to backward)."""
+        self.total_loss = self.total_loss + self.loss.forward(Y, T) * Y.shape[0]
+        if self.classify:
+            self.correct = self.correct + correct_count(Y, T, self.xp)
+        self.n += Y.shape[0]
+
+    def summary(self) -> dict[str, float]:
+        """{"loss": mean per sample, "accuracy": fraction correct (classification only)}."""
+        out = {"loss": float(to_numpy(self.total_loss)) / self.n}
+        if self.classify:
+            out["accuracy"] = float(to_numpy(self.correct)) / self.n
+        return out
+
+
 def _evaluate_prepared(
     net: MLP, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
 ) -> dict[str, float]:
-    xp = net.backend.xp
-    n = X.shape[0]
-    total_loss, correct = 0.0, 0
-    for start, stop in batch_bounds(n, batch_size):
-        xb, tb = X[start:stop, ...], T[start:stop, ...]
-        Y = net.forward(xb)
-        total_loss = total_loss + loss.forward(Y, tb) * xb.shape[0]
-        if classify:
-            correct = correct + correct_count(Y, tb, xp)
-    out = {"loss": float(to_numpy(total_loss)) / n}
-    if classify:
-        out["accuracy"] = float(to_numpy(correct)) / n
-    return out
+    tally = _Tally(loss, classify, net.backend.xp)
+    for start, stop in batch_bounds(X.shape[0], batch_size):
+        tally.add(net.forward(X[start:stop, ...]), T[start:stop, ...])
+    return tally.summary()
 
 
 def predict(net: MLP, X: Any, batch_size: int = 4096) -> Array:
@@ -228,20 +244,13 @@ def fit(
                 Xe, Te = xp.take(X, order, axis=0), xp.take(T, order, axis=0)
             else:
                 Xe, Te = X, T
-            total_loss, correct = 0.0, 0
+            tally = _Tally(loss, classify, xp)
             for start, stop in batches:
-                xb, tb = Xe[start:stop, ...], Te[start:stop, ...]
-                Y = net.forward(xb)
-                total_loss = total_loss + loss.forward(Y, tb) * (stop - start)
-                if classify:
-                    correct = correct + correct_count(Y, tb, xp)
+                tally.add(net.forward(Xe[start:stop, ...]), Te[start:stop, ...])
                 net.backward(loss.backward(), input_grad=False)
                 optimizer.step(net)
                 bar.update(stop - start)
-            record: dict[str, float] = {"epoch": epoch + 1}
-            record["loss"] = float(to_numpy(total_loss)) / n
-            if classify:
-                record["accuracy"] = float(to_numpy(correct)) / n
+            record: dict[str, float] = {"epoch": epoch + 1, **tally.summary()}
             if validation is not None:
                 val = _evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})
