@@ -71,7 +71,15 @@ def test_train_writes_the_run(trained_run, small):
     assert metrics["test_loss"] == pytest.approx(again["loss"], rel=1e-6)
     rows = read_history(trained_run / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "test_loss", "test_accuracy", "seconds"]
+    assert list(rows[0]) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "test_loss",
+        "test_accuracy",
+        "lr",
+        "seconds",
+    ]
     assert float(rows[-1]["test_accuracy"]) == metrics["test_accuracy"]
 
 

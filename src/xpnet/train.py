@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 from .backend import Backend, asarray, check_placement, to_numpy
 from .losses import Loss, SSELoss
 from .model import MLP
-from .ops.random import epoch_permutation
 from .optim import SGD, Optimizer
+from .rng import epoch_permutation
 
 Array = Any
 Callback = Callable[[int, dict[str, float]], Any]
@@ -154,9 +154,12 @@ class _Tally:
         self.correct: Any = 0
         self.n = 0
 
-    def add(self, Y: Array, T: Array) -> None:
-        """Score one batch's outputs Y against its targets T (leaves `loss` ready to backward)."""
-        self.total_loss = self.total_loss + self.loss.forward(Y, T) * Y.shape[0]
+    def add(self, Y: Array, T: Array, value: Array | None = None) -> None:
+        """Score one batch's outputs Y against its targets T, whose loss is `value` when the
+        caller has it (computed here otherwise)."""
+        if value is None:
+            value = self.loss.forward(Y, T)
+        self.total_loss = self.total_loss + value * Y.shape[0]
         if self.classify:
             self.correct = self.correct + correct_count(Y, T, self.xp)
         self.n += Y.shape[0]
@@ -188,6 +191,30 @@ def predict(net: MLP, X: Any, batch_size: int = 4096) -> Array:
     return xp.concat(parts, axis=0)
 
 
+def step(
+    net: MLP,
+    X: Array,
+    T: Array,
+    loss: Loss,
+    optimizer: Optimizer,
+    *,
+    allreduce: Callable[[Array], Array] | None = None,
+) -> tuple[Array, Array]:
+    """One training step on a batch of the net's own arrays: forward, loss, backward, then the
+    optimizer's update (its gradient hooks first) from the net's flat gradient array, summed
+    over processes by `allreduce` first when given (data-parallel training). Returns the
+    outputs Y and the loss value (a 0-d device array: reading it is a host sync)."""
+    Y = net.forward(X)
+    value = loss.forward(Y, T)
+    net.backward(loss.backward(), input_grad=False)
+    buffer = net.parameter_buffer
+    G = buffer.flat_gradients()
+    if allreduce is not None:
+        G = allreduce(G)
+    buffer.store_flat_parameters(optimizer.update(buffer.flat_parameters(), G, buffer.layout))
+    return Y, value
+
+
 def fit(
     net: MLP,
     X: Any,
@@ -211,7 +238,8 @@ def fit(
     is moved to the net's device once; arrays of the net's backend are used as they are; other
     libraries raise. The order of epoch e is a function of (seed, e), so training epochs
     `initial_epoch`..`epochs - 1` after a resume matches an uninterrupted run. Each callback
-    gets (epoch, record) after every epoch; one that returns True stops training."""
+    gets (epoch, record) after every epoch; one that returns True stops training. The
+    optimizer's schedule sets each epoch's learning rate (recorded as "lr")."""
     loss = loss if loss is not None else SSELoss()
     optimizer = optimizer if optimizer is not None else SGD(lr=0.5)
     if batch_size < 1 or epochs < 0:
@@ -244,17 +272,20 @@ def fit(
                 Xe, Te = xp.take(X, order, axis=0), xp.take(T, order, axis=0)
             else:
                 Xe, Te = X, T
+            optimizer.begin_epoch(epoch)
             tally = _Tally(loss, classify, xp)
             for start, stop in batches:
-                tally.add(net.forward(Xe[start:stop, ...]), Te[start:stop, ...])
-                net.backward(loss.backward(), input_grad=False)
-                optimizer.step(net)
+                Tb = Te[start:stop, ...]
+                Y, value = step(net, Xe[start:stop, ...], Tb, loss, optimizer)
+                tally.add(Y, Tb, value)
                 bar.update(stop - start)
             record: dict[str, float] = {"epoch": epoch + 1, **tally.summary()}
             if validation is not None:
                 val = _evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})
+            record["lr"] = optimizer.current_lr
             record["seconds"] = time.perf_counter() - started
+            optimizer.end_epoch(record)
             history.records.append(record)
             bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
             bar.set_postfix(

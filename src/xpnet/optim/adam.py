@@ -1,0 +1,58 @@
+"""Adam (Kingma & Ba), in PyTorch's form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Optimizer, in_range, positive
+from .schedules import Schedule
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer, name="adam"):
+    """p <- p - lr * m_hat / (sqrt(v_hat) + eps) with m, v the running means of g and g^2 and
+    their bias corrections at step t; the corrections are Python floats, so a step needs no
+    host synchronisation."""
+
+    slots = ("m", "v")
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
+        self.beta1 = in_range("beta1", beta1, 0.0, 1.0)
+        self.beta2 = in_range("beta2", beta2, 0.0, 1.0)
+        self.eps = positive("eps", eps)
+
+    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+        state = self._state
+        P, state["m"], state["v"] = fns.adam_update(
+            P,
+            G,
+            state["m"],
+            state["v"],
+            lr=self.current_lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps=self.eps,
+            t=self.t,
+            xp=xp,
+        )
+        return P
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            **super().hyperparameters(),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+        }
