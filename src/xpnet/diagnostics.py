@@ -16,6 +16,8 @@ from .losses import Loss, SoftmaxCrossEntropyLoss
 from .model import MLP
 from .train import prepare
 
+__all__ = ["layer_gradient_norms", "vanishing_study"]
+
 Array = Any
 
 

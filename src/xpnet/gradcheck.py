@@ -10,6 +10,8 @@ import array_api_compat
 from .backend import asarray, backend_of, to_numpy
 from .losses import Loss
 
+__all__ = ["gradcheck", "relative_error"]
+
 Array = Any
 
 

@@ -17,6 +17,8 @@ from .backend import Backend, asarray, get_backend
 from .params import ParameterBuffer
 from .rng import init_weights
 
+__all__ = ["ACTIVATIONS", "Activation", "Identity", "Linear", "ReLU", "Sigmoid", "Tanh"]
+
 Array = Any
 
 

@@ -12,6 +12,8 @@ from .layers import ACTIVATIONS, Linear
 from .params import ParameterBuffer
 from .rng import new_generator
 
+__all__ = ["HIDDEN", "MLP", "OUTPUTS"]
+
 Array = Any
 
 HIDDEN = ("sigmoid", "tanh", "relu")

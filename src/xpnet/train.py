@@ -18,6 +18,20 @@ from .model import MLP
 from .optim import SGD, Optimizer
 from .rng import epoch_permutation
 
+__all__ = [
+    "Callback",
+    "History",
+    "batch_bounds",
+    "correct_count",
+    "evaluate",
+    "fit",
+    "is_classification",
+    "predict",
+    "predicted_labels",
+    "prepare",
+    "step",
+]
+
 Array = Any
 Callback = Callable[[int, dict[str, float]], Any]
 

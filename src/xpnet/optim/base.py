@@ -221,10 +221,11 @@ class Optimizer:
     def config(self) -> dict[str, Any]:
         """{"name", "hyperparameters", "schedule", "schedule_state"}: what
         `optimizer_from_config` rebuilds this optimizer from (its arrays aside)."""
-        if not self.name:
+        if OPTIMIZERS.get(self.name) is not type(self):  # a subclass inherits its base's name
+            cls = type(self).__name__
             raise ValueError(
-                f"{type(self).__name__} has no name, so it cannot be saved: declare it as "
-                f"class {type(self).__name__}(Optimizer, name='...')"
+                f"{cls} has no name of its own, so it cannot be saved: declare it as "
+                f"class {cls}({type(self).__mro__[1].__name__}, name='...')"
             )
         return {
             "name": self.name,
