@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -39,11 +40,10 @@ class Backend:
     xp: ModuleType
     device: Any
 
-    def dtype(self, name: str) -> Any:
-        """The namespace's dtype object for "float32" or "float64"."""
-        if name not in DTYPE_NAMES:
-            raise BackendError(f"unsupported dtype {name!r}: use one of {', '.join(DTYPE_NAMES)}")
-        return getattr(self.xp, name)
+    def dtype(self, name: Any) -> Any:
+        """The namespace's dtype object for "float32" or "float64" (or any library's float32
+        or float64 dtype object: see `dtype_name`)."""
+        return getattr(self.xp, dtype_name(name))
 
     def from_host(self, host: Any) -> Any:
         """A host (NumPy) array moved to this backend's device, dtype kept: an explicit copy."""
@@ -51,6 +51,29 @@ class Backend:
 
     def __str__(self) -> str:
         return f"{self.name} on {self.device}"
+
+
+def dtype_name(dtype: Any) -> str:
+    """ "float32" or "float64" for that name or for a float32/float64 dtype object of any
+    supported library: numpy (np.float32, np.dtype("float32"); cupy uses these too), torch
+    (torch.float32) and array_api_strict (array_api_strict.float32). Anything else raises
+    BackendError; nothing is converted silently (Python's `float` is not taken for float64)."""
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, np.dtype):
+        name = dtype.name
+    elif isinstance(dtype, type) and issubclass(dtype, np.generic):
+        name = np.dtype(dtype).name
+    elif type(dtype).__module__.split(".")[0] in ("torch", "array_api_strict"):
+        name = str(dtype).rpartition(".")[2]  # "torch.float32", "array_api_strict.float32"
+    else:
+        name = None
+    if name not in DTYPE_NAMES:
+        raise BackendError(
+            f"unsupported dtype {dtype!r}: use {' or '.join(map(repr, DTYPE_NAMES))} (or a "
+            "library's float32/float64 dtype, such as numpy.float32 or torch.float64)"
+        )
+    return name
 
 
 def _probe_cupy() -> str:
@@ -153,7 +176,19 @@ def _torch_device(device: Any) -> Any:
     if not isinstance(device, torch.device):
         numbered = isinstance(device, int) or str(device).isdigit()
         device = torch.device(f"cuda:{device}" if numbered else device)
-    if device.type != "cuda":
+    if device.type == "cpu":
+        return torch.device("cpu")  # "cpu:3" too: torch's CPU tensors all report plain "cpu"
+    if device.type == "meta":
+        raise ValueError("meta tensors hold no data to train on")
+    if device.type != "cuda":  # mps, xpu, ...: torch parses the name even where it cannot run
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+            usable = "cpu or cuda" if torch.cuda.is_available() else "cpu (no CUDA here)"
+            raise ValueError(
+                f"this torch cannot make tensors there ({reason[:160]}); use {usable}"
+            ) from None
         return device
     if not torch.cuda.is_available():
         raise ValueError("torch has no CUDA device here")
@@ -238,6 +273,36 @@ def check_placement(a: Any, backend: Backend, what: str) -> None:
             f"{what} is on device {device} but the net runs on {backend}; "
             f"move it with xpnet.asarray({what}, like=net)"
         )
+
+
+def available_memory(backend: Backend) -> int | None:
+    """Bytes free for new arrays on `backend`'s device: the GPU's free memory for cupy and
+    torch on CUDA, else the host's available memory (Linux /proc/meminfo, or sysconf); None
+    when unknown."""
+    try:
+        if backend.name == "cupy":
+            with backend.device:
+                return int(backend.xp.cuda.runtime.memGetInfo()[0])
+        if backend.name == "torch" and backend.device.type == "cuda":
+            return int(importlib.import_module("torch").cuda.mem_get_info(backend.device)[0])
+    except Exception:  # a driver that cannot say: no estimate rather than a false refusal
+        return None
+    return host_available_memory()
+
+
+def host_available_memory() -> int | None:
+    """The host's available memory in bytes (MemAvailable on Linux), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def to_numpy(a: Any) -> np.ndarray:

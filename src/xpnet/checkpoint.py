@@ -99,6 +99,12 @@ def save(
     `metadata` maps str keys to JSON values. Atomic: the old file survives a crash. Returns
     the file written."""
     target = checkpoint_path(path)
+    if target != Path(path) and Path(path).suffix and not Path(path).is_dir():
+        raise CheckpointError(
+            f"cannot save to {Path(path)}: a checkpoint is a .safetensors file or a run "
+            f"directory, and {target.parent.suffix!r} is neither; give "
+            f"{Path(path).with_suffix(SUFFIX)} (or make the directory first to save into it)"
+        )
     tensors = {name: _host(p) for name, p in net.parameters().items()}
     header: dict[str, Any] = {
         "format": FORMAT,
@@ -134,7 +140,7 @@ def load_checkpoint(path: str | os.PathLike, backend: Any = None, device: Any = 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
     """Read and verify the checkpoint in `path` without building the net: e.g. to learn from
     its metadata which backend a run used, then `.load(backend, device)` it there."""
-    source = checkpoint_path(path)
+    source = Path(path) if Path(path).is_file() else checkpoint_path(path)
     if not source.is_file():
         missing = source.parent if not source.parent.is_dir() else source
         raise CheckpointError(
@@ -142,8 +148,30 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
             "or a .safetensors file written by xpnet.save"
         )
     data = source.read_bytes()
+    if source.suffix != SUFFIX and not _looks_like_safetensors(data):
+        raise CheckpointError(
+            f"{source} is not an xpnet checkpoint ({_what_it_is(data)}); give a run directory "
+            f"(with {FILENAME}) or a {SUFFIX} file written by xpnet.save"
+        )
     with _interpreting(source):
         return CheckpointFile(source, *_parse(data, source))
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    """Whether `data` starts as a safetensors file does: an 8-byte header length that fits
+    the file, then "{" (a corrupt file of that shape is reported as corrupt, not as foreign)."""
+    if len(data) < 10:
+        return False
+    size = int.from_bytes(data[:8], "little")
+    return 2 <= size <= len(data) - 8 and data[8:9] == b"{"
+
+
+def _what_it_is(data: bytes) -> str:
+    """A few words on what a file that is not a checkpoint seems to be, for error messages."""
+    if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle protocol 2+, zip (torch.save, .npz)
+        kind = "a pickle" if data[:1] == b"\x80" else "a zip archive (torch.save or numpy.savez?)"
+        return f"it looks like {kind}, which xpnet never loads: unpickling can run code"
+    return "not a safetensors file" if data else "an empty file"
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -254,6 +282,12 @@ def _xpnet_header(data: bytes, source: Path) -> dict[str, Any]:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError("wrong format tag")
     except (KeyError, TypeError, ValueError) as err:
+        size = int.from_bytes(data[:8], "little")
+        if b"xpnet" in data[8 : 8 + size]:  # xpnet wrote it, and something has changed since
+            raise CheckpointError(
+                f"{source} is a corrupt xpnet checkpoint: its header no longer parses ({err}); "
+                "use an intact copy"
+            ) from err
         raise CheckpointError(
             f"{source} is a safetensors file but not an xpnet checkpoint (no xpnet header); "
             "load it with safetensors, then net.load_state_dict(...)"

@@ -9,7 +9,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from . import ops
-from .backend import BackendError, backend_of
+from .backend import BackendError, backend_of, to_numpy
 
 Array = Any
 
@@ -93,7 +93,22 @@ class MSELoss(Loss):
 class BCELoss(Loss):
     """Mean binary cross-entropy of probabilities Y (a sigmoid output) against targets in [0, 1].
 
-    Y is clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon) so log never sees 0."""
+    Y is clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon) so log never sees 0.
+    Targets outside [0, 1] (or NaN) raise ValueError: their "loss" can be negative and means
+    nothing. The check costs one host read of a boolean per call."""
+
+    def forward(self, Y: Array, T: Array) -> Array:
+        value = super().forward(Y, T)  # shapes, libraries and dtypes checked first
+        xp = self._xp if self._cache is None else self._cache[2]
+        if not bool(to_numpy(xp.all((T >= 0.0) & (T <= 1.0)))):
+            self._cache = None
+            lo, hi = float(to_numpy(xp.min(T))), float(to_numpy(xp.max(T)))
+            raise ValueError(
+                f"BCELoss needs targets in [0, 1] (0/1 labels or probabilities), got values "
+                f"from {lo:g} to {hi:g}; for class labels use SoftmaxCrossEntropyLoss with "
+                "one-hot targets, for other values MSELoss"
+            )
+        return value
 
     def _clip(self, Y, xp):
         eps = xp.finfo(Y.dtype).eps
