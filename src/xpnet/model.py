@@ -4,10 +4,18 @@ explicit backpropagation through the layer list in reverse."""
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .backend import Backend, BackendError, asarray, check_placement, get_backend
+from .backend import (
+    Backend,
+    BackendError,
+    asarray,
+    check_placement,
+    dtype_name,
+    get_backend,
+)
 from .layers import ACTIVATIONS, Linear
 from .params import ParameterBuffer
 from .rng import new_generator
@@ -18,6 +26,23 @@ Array = Any
 
 HIDDEN = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "identity", "tanh", "relu")
+
+
+def _checked_sizes(sizes: Any) -> list[int]:
+    """sizes as a list of Python ints, or a ValueError that says what is wrong with it."""
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence):
+        raise ValueError(
+            f"sizes must be a list of layer widths such as [64, 32, 10], got {sizes!r}"
+        )
+    bad = [n for n in sizes if isinstance(n, bool) or not isinstance(n, numbers.Integral)]
+    if bad:
+        raise ValueError(f"sizes must be whole numbers, got {bad[0]!r} in {list(sizes)}")
+    out = [int(n) for n in sizes]
+    if len(out) < 2 or min(out) < 1:
+        raise ValueError(
+            f"sizes must list at least an input and an output width, all >= 1; got {out}"
+        )
+    return out
 
 
 class MLP:
@@ -40,28 +65,34 @@ class MLP:
         output: str = "sigmoid",
         backend: str | Backend = "numpy",
         device: Any = None,
-        dtype: str = "float32",
+        dtype: Any = "float32",
         seed: int = 0,
         bias: bool = True,
     ) -> None:
-        sizes = [int(n) for n in sizes]
-        if len(sizes) < 2 or any(n < 1 for n in sizes):
-            raise ValueError(
-                f"sizes must list at least an input and an output width, all >= 1; got {sizes}"
-            )
+        sizes = _checked_sizes(sizes)
         if hidden not in HIDDEN:
             raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN}")
         if output not in OUTPUTS:
             raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         self.backend = get_backend(backend, device)
-        self.dtype_name = dtype
+        self.dtype_name = dtype_name(dtype)
         self.dtype = self.backend.dtype(dtype)
-        self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, seed
-        self.bias = bias
+        self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, int(seed)
+        self.bias = bool(bias)
         init = "he" if hidden == "relu" else "xavier"
         rng = new_generator(seed)
         self.linears = [
-            Linear(n_in, n_out, backend=self.backend, dtype=dtype, seed=rng, init=init, bias=bias)
+            Linear(
+                n_in,
+                n_out,
+                backend=self.backend,
+                dtype=self.dtype_name,
+                seed=rng,
+                init=init,
+                bias=self.bias,
+            )
             for n_in, n_out in itertools.pairwise(sizes)
         ]
         activations = [hidden] * (len(self.linears) - 1) + [output]
@@ -69,6 +100,7 @@ class MLP:
         for linear, act in zip(self.linears, activations, strict=True):
             self.layers += [linear, ACTIVATIONS[act]()]
         self._input_type: type | None = None  # the array type of inputs that passed the checks
+        self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
         initial = {
             f"{key}{k}": value
             for k, linear in enumerate(self.linears, start=1)
@@ -128,17 +160,32 @@ class MLP:
         layers = self.layers
         for k in range(0, len(layers), 2):
             X = layers[k + 1].forward(layers[k].forward(X), inplace=True)
+        self._output_shape = X.shape
         return X
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None and skip
         the first layer's input product when `input_grad` is False)."""
+        if type(gY) is not self._input_type or gY.shape != self._output_shape:
+            self._check_output_grad(gY)
         g = gY
         for layer in reversed(self.layers[1:]):
             g = layer.backward(g)
         g = self.layers[0].backward(g, input_grad=input_grad)
         self.parameter_buffer.sort_grads()
         return g
+
+    def _check_output_grad(self, gY: Array) -> None:
+        """Raise a clear error unless gY is dL/dY for the outputs of the last forward."""
+        if self._output_shape is None:
+            raise RuntimeError("MLP.backward called before forward: run net.forward(X) first")
+        check_placement(gY, self.backend, "gY")
+        if tuple(gY.shape) != tuple(self._output_shape):
+            raise ValueError(
+                f"gY has shape {tuple(gY.shape)} but the last forward returned "
+                f"{tuple(self._output_shape)}: pass dL/dY for the outputs of net.forward "
+                "(e.g. loss.backward())"
+            )
 
     def __call__(self, X: Array) -> Array:
         return self.forward(X)
@@ -179,13 +226,14 @@ class MLP:
             )
         new = {}
         for name, shape in expected.items():
-            got = tuple(getattr(state[name], "shape", ()))
+            value = asarray(state[name], like=self)  # lists too; moved and cast explicitly
+            got = tuple(value.shape)
             if got != shape:
                 raise ValueError(
                     f"state_dict[{name!r}] has shape {got} but the net needs {shape}; "
                     "build the net with the sizes the state was saved from"
                 )
-            new[name] = self.backend.xp.asarray(asarray(state[name], like=self), copy=True)
+            new[name] = self.backend.xp.asarray(value, copy=True)
         self.parameter_buffer.load(new)
 
     def to(

@@ -5,6 +5,7 @@ device once, up front; a step then never copies to the host."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,9 +14,9 @@ import array_api_extra as xpx
 from tqdm.auto import tqdm
 
 from .backend import Backend, asarray, check_placement, to_numpy
-from .losses import Loss, SSELoss
+from .losses import LOSSES, Loss, SSELoss
 from .model import MLP
-from .optim import SGD, Optimizer
+from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
 
 __all__ = [
@@ -229,13 +230,26 @@ def step(
     return Y, value
 
 
+def _named(value: Any, table: dict[str, Any], kind: type, what: str) -> Any:
+    """value itself if it is a `kind`, a default-made one for a name in `table`, None for None;
+    otherwise a ValueError listing the names."""
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value in table:
+        return table[value]()
+    raise ValueError(
+        f"{what} must be an xpnet {kind.__name__} or one of {', '.join(map(repr, table))}, "
+        f"got {value!r}"
+    )
+
+
 def fit(
     net: MLP,
     X: Any,
     T: Any,
     *,
-    loss: Loss | None = None,
-    optimizer: Optimizer | None = None,
+    loss: Loss | str | None = None,
+    optimizer: Optimizer | str | None = None,
     epochs: int = 10,
     batch_size: int = 32,
     seed: int = 0,
@@ -254,10 +268,27 @@ def fit(
     `initial_epoch`..`epochs - 1` after a resume matches an uninterrupted run. Each callback
     gets (epoch, record) after every epoch; one that returns True stops training. The
     optimizer's schedule sets each epoch's learning rate (recorded as "lr")."""
-    loss = loss if loss is not None else SSELoss()
-    optimizer = optimizer if optimizer is not None else SGD(lr=0.5)
-    if batch_size < 1 or epochs < 0:
-        raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+    loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
+    optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
+    if validation is not None and (
+        not isinstance(validation, tuple | list) or len(validation) != 2
+    ):
+        raise ValueError(
+            "validation must be a pair (X_val, T_val), got "
+            + (
+                f"{len(validation)} items"
+                if isinstance(validation, tuple | list)
+                else repr(validation)
+            )
+        )
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("epochs", epochs, 0),
+        ("initial_epoch", initial_epoch, 0),
+        ("seed", seed, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     if epochs < initial_epoch:
         raise ValueError(
             f"epochs ({epochs}) is the epoch to train up to, so it cannot be below "
