@@ -96,7 +96,7 @@ def xpnet_graph(lib: Lib, init: list[np.ndarray], x: Array, t: Array, lr: float)
 
     net = _xpnet_net(lib, init)
     loss, opt = xpnet.SSELoss(), xpnet.SGD(lr=lr)
-    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t))
+    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t), opt)
     return Impl(replay, _xpnet_params(lib, net), steps_taken=2)
 
 

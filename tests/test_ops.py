@@ -242,11 +242,13 @@ def test_cupy_graph_replays_the_step():
             return value
 
         if graphed:
-            replay = capture(step)  # two eager steps, then the capture
+            replay = capture(step, opt)  # two eager steps, then the capture
             values = [replay() for _ in range(3)]
         else:
             values = [step() for _ in range(5)][2:]
         runs.append(([float(xpnet.to_numpy(v)) for v in values], net.parameters()))
     np.testing.assert_allclose(runs[1][0][-1], runs[0][0][-1], rtol=1e-12)
+    with pytest.raises(ValueError, match="Adam cannot be captured in a CUDA graph"):
+        capture(step, xpnet.Adam())
     for k, p in runs[0][1].items():
         np.testing.assert_allclose(xpnet.to_numpy(runs[1][1][k]), xpnet.to_numpy(p), rtol=1e-12)

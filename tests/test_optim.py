@@ -262,3 +262,17 @@ def test_step_sums_gradients_with_the_given_allreduce():
     assert seen == [(3 * 2 + 2,)]
     for k, p in _params(nets[0]).items():
         np.testing.assert_allclose(p, _params(nets[1])[k], rtol=1e-15)
+
+
+def test_only_optimizers_with_fixed_numbers_can_be_captured_in_a_cuda_graph():
+    """ops.cupy.capture asks the optimizer first: a graph would freeze Adam's bias corrections
+    and a schedule's learning rate."""
+    xpnet.SGD(lr=0.1).check_capturable()
+    xpnet.Momentum(lr=0.1, weight_decay=0.01, clip_norm=1.0).check_capturable()
+    with pytest.raises(ValueError, match=r"Adam cannot be captured.*bias corrections"):
+        xpnet.Adam().check_capturable()
+    stepped = xpnet.SGD(lr=0.1, schedule=xpnet.optim.Step(every=2))
+    with pytest.raises(ValueError, match=r"SGD cannot be captured.*learning rate follows"):
+        stepped.check_capturable()
+    with pytest.raises(ValueError, match=r"learning rate follows"):
+        xpnet.SGD(lr=0.1, schedule=xpnet.optim.Constant(warmup_epochs=1)).check_capturable()

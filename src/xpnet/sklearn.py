@@ -275,7 +275,7 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X: Array, T: Array, incremental: bool, rng: np.random.RandomState) -> None:
         """Epochs of minibatch backprop with scikit-learn's stopping rules; one epoch for
-        partial_fit. Raises ConvergenceWarning when fit runs out of max_iter."""
+        partial_fit. Warns (ConvergenceWarning) when fit runs out of max_iter."""
         net = self._net
         validation = None
         if self.early_stopping:

@@ -202,17 +202,19 @@ class _Replay:
         return self.result
 
 
-def capture(step: Callable[[], Any]) -> Callable[[], Any]:
-    """Record `step` (a whole training step on fixed device arrays) in a CUDA graph; return a
-    function that replays it and returns what `step` returned (its arrays refilled).
+def capture(step: Callable[[], Any], optimizer: Any) -> Callable[[], Any]:
+    """Record `step` (a whole training step on fixed device arrays, updating with
+    `optimizer`) in a CUDA graph; return a function that replays it and returns what `step`
+    returned (its arrays refilled).
 
     `step` runs twice for real first, so everything it keeps (gradients, optimizer state) is
     allocated and the memory pool holds a block for every temporary: the capture itself
     runs nothing and allocates nothing from the device. The temporaries come from a pool of
     the graph's own, so no other array is ever handed memory the graph writes. Feed new data
-    by copying into the arrays `step` reads (`x[...] = batch`). Python-side values are frozen
-    at capture: a step whose Python numbers change per call (Adam's bias corrections, a
-    learning-rate schedule) must not be captured; plain SGD and momentum can be."""
+    by copying into the arrays `step` reads (`x[...] = batch`). A graph replays the Python
+    numbers of the step it recorded, so an optimizer whose numbers change per step (Adam's
+    bias corrections, a learning-rate schedule) is refused (`optimizer.check_capturable`)."""
+    optimizer.check_capturable()
     pool = cupy.cuda.MemoryPool()
     stream = cupy.cuda.Stream()  # a blocking stream: ordered with the default stream
     cupy.cuda.Device().synchronize()

@@ -16,6 +16,7 @@ class Adam(Optimizer, name="adam"):
     host synchronisation."""
 
     slots = ("m", "v")
+    varies_per_step = "its bias corrections 1 - beta^t change every step"
 
     def __init__(
         self,

@@ -64,6 +64,8 @@ class Optimizer:
 
     name: ClassVar[str] = ""
     slots: tuple[str, ...] = ()  # the state this optimizer keeps per parameter
+    # why a step's Python numbers change from step to step (a CUDA graph would freeze them)
+    varies_per_step: ClassVar[str] = ""
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -129,6 +131,21 @@ class Optimizer:
     def end_epoch(self, record: Mapping[str, float]) -> None:
         """Let the schedule see the record of the epoch that ended."""
         self.schedule.observe(record)
+
+    def check_capturable(self) -> None:
+        """Raise ValueError unless every number this optimizer hands its update kernel stays
+        the same from step to step, as a CUDA graph (ops.cupy.capture) replays them."""
+        reason = self.varies_per_step
+        if not reason and not (
+            type(self.schedule) is Constant and self.schedule.warmup_epochs == 0
+        ):
+            reason = f"its learning rate follows the schedule {self.schedule!r}"
+        if reason:
+            raise ValueError(
+                f"{type(self).__name__} cannot be captured in a CUDA graph: {reason}, and a "
+                "graph replays the numbers of the step it recorded; run it uncaptured, or "
+                "capture SGD or momentum with a constant learning rate"
+            )
 
     # -- state ----------------------------------------------------------------------------
     def _adopt(self, P: Array, layout: Layout | None) -> None:
