@@ -189,3 +189,51 @@ def test_gradcheck_leaves_the_net_flat_and_unchanged():
     assert max(xpnet.gradcheck(net, xpnet.SSELoss(), X, T).values()) < 1e-6
     assert net.parameter_buffer.flat_parameters() is P
     np.testing.assert_array_equal(P, before)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_packed_equals_views_on_every_backend(backend, dtype, name, monkeypatch):
+    """The pack/unpack path (JAX's) gives every backend the numbers of its view path."""
+
+    def run():
+        net = xpnet.MLP([3, 4, 2], backend=backend, dtype=dtype, seed=1)
+        X, T = (xpnet.asarray(a, like=net) for a in _data())
+        opt = OPTIMIZERS[name]()
+        for _ in range(3):
+            xpnet.train.step(net, X, T, xpnet.SSELoss(), opt)
+        return net, {k: xpnet.to_numpy(v) for k, v in net.parameters().items()}
+
+    viewed_net, viewed = run()
+    monkeypatch.setattr(params_module, "_views_write_through", lambda xp, like: False)
+    packed_net, packed = run()
+    assert viewed_net.parameter_buffer.views and not packed_net.parameter_buffer.views
+    for k, v in viewed.items():
+        np.testing.assert_array_equal(packed[k], v)
+
+
+@pytest.mark.parametrize("name", ["adam", "momentum"])
+def test_runs_saved_by_xpnet_0_1_resume_exactly(name):
+    """Files written before the parameter buffer and the optimizer package (tests/data/
+    runs-0.1) load, and two epochs + one more equal that version's three straight epochs."""
+    from pathlib import Path
+
+    from xpnet.data import load_dataset, train_test_split
+
+    here = Path(__file__).parent / "data" / "runs-0.1"
+    ck = xpnet.load_checkpoint(here / f"{name}-epoch2.safetensors", backend="numpy")
+    assert ck.epoch == 2 and ck.optimizer.t > 0 and type(ck.optimizer).name == name
+    train, _ = train_test_split(load_dataset("digits"), 0.2, 0)
+    xpnet.fit(
+        ck.net,
+        train.X,
+        train.y,
+        loss=xpnet.SoftmaxCrossEntropyLoss(),
+        optimizer=ck.optimizer,
+        epochs=3,
+        initial_epoch=2,
+        batch_size=32,
+        seed=ck.seed,
+    )
+    expected = np.load(here / f"{name}-epoch3-weights.npz")
+    for k, v in ck.net.parameters().items():
+        np.testing.assert_array_equal(v, expected[k])
