@@ -86,7 +86,10 @@ class Linear:
 
     def set_parameter(self, name: str, value: Array) -> None:
         """Make `value` parameter "W" or "b" (copied into the buffer where it keeps views)."""
-        self.parameter_buffer.set(self._w if name == "W" else self._b, value)
+        target = {"W": self._w, "b": self._b}.get(name)
+        if target is None:
+            raise KeyError(f"{self!r} has parameters {list(self.params)}, not {name!r}")
+        self.parameter_buffer.set(target, value)
 
     def forward(self, x: Array) -> Array:
         self._x = x
@@ -136,7 +139,7 @@ class Activation:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self._y: Array = None
-        self._array_type: type | None = None
+        self._array_type: Any = None  # Any: `type(x) is` it must not narrow x
         self._xp: ModuleType | None = None
         self._forward: Any = None
         self._forward_inplace: Any = None

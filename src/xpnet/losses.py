@@ -19,7 +19,7 @@ class Loss:
 
     def __init__(self) -> None:
         self._cache: tuple[Array, Array, ModuleType] | None = None
-        self._type: type | None = None  # the array type whose namespace and ops are kept
+        self._type: Any = None  # the array type whose namespace and ops are kept
         self._xp: Any = None
         self._ops: Any = ops.generic
 

@@ -76,11 +76,14 @@ class MLP:
             raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.backend = get_backend(backend, device)
-        self.dtype_name = dtype_name(dtype)
-        self.dtype = self.backend.dtype(dtype)
-        self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, int(seed)
-        self.bias = bool(bias)
+        self.backend: Backend = get_backend(backend, device)
+        self.dtype_name: str = dtype_name(dtype)
+        self.dtype: Any = self.backend.dtype(dtype)
+        self.sizes: list[int] = sizes
+        self.hidden: str = hidden
+        self.output: str = output
+        self.seed: int = int(seed)
+        self.bias: bool = bool(bias)
         init = "he" if hidden == "relu" else "xavier"
         rng = new_generator(seed)
         self.linears = [
@@ -99,14 +102,14 @@ class MLP:
         self.layers: list[Any] = []
         for linear, act in zip(self.linears, activations, strict=True):
             self.layers += [linear, ACTIVATIONS[act]()]
-        self._input_type: type | None = None  # the array type of inputs that passed the checks
+        self._input_type: Any = None  # the array type of inputs that passed the checks
         self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
         initial = {
             f"{key}{k}": value
             for k, linear in enumerate(self.linears, start=1)
             for key, value in linear.params.items()
         }
-        self.parameter_buffer = ParameterBuffer(initial)
+        self.parameter_buffer: ParameterBuffer = ParameterBuffer(initial)
         for k, linear in enumerate(self.linears, start=1):
             linear.attach(self.parameter_buffer, {key: f"{key}{k}" for key in linear.params})
 

@@ -351,12 +351,15 @@ class _BaseMLP(BaseEstimator):
         if validation is not None:
             Xv, Tv = validation
             score = self._validation_score(to_numpy(predict(self._net, Xv)), to_numpy(Tv))
-            self.validation_scores_.append(score)
-            improved = score >= self.best_validation_score_ + self.tol
-            if score > self.best_validation_score_:
+            scores, best = self.validation_scores_, self.best_validation_score_
+            assert scores is not None and best is not None  # early stopping keeps them
+            scores.append(score)
+            improved = score >= best + self.tol
+            if score > best:
                 self.best_validation_score_ = score
                 self._best_state = self._net.state_dict()
         else:
+            assert self.best_loss_ is not None  # kept unless early stopping
             improved = self.loss_ <= self.best_loss_ - self.tol
             self.best_loss_ = min(self.best_loss_, self.loss_)
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
