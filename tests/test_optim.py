@@ -276,3 +276,39 @@ def test_only_optimizers_with_fixed_numbers_can_be_captured_in_a_cuda_graph():
         stepped.check_capturable()
     with pytest.raises(ValueError, match=r"learning rate follows"):
         xpnet.SGD(lr=0.1, schedule=xpnet.optim.Constant(warmup_epochs=1)).check_capturable()
+
+
+def test_adamw_matches_torch_adamw_and_spares_the_biases():
+    torch = pytest.importorskip("torch")
+    net, X, T = _net_with_grads("numpy", "float64", seed=4)
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in _params(net).items()}
+    theirs = torch.optim.AdamW(
+        [
+            {"params": [params["W1"]], "weight_decay": 0.1},
+            {"params": [params["b1"]], "weight_decay": 0.0},
+        ],
+        lr=0.05,
+    )
+    ours = xpnet.AdamW(lr=0.05, weight_decay=0.1)
+    for _ in range(5):
+        grads = _step(net, X, T, ours)
+        for k, p in params.items():
+            p.grad = torch.tensor(grads[k])
+        theirs.step()
+    for k, p in _params(net).items():
+        # torch shrinks by p * (1 - lr * wd), xpnet by p - lr * wd * p: a rounding apart
+        np.testing.assert_allclose(p, params[k].detach().numpy(), rtol=1e-13, atol=1e-15)
+    assert xpnet.AdamW().weight_decay == 0.01  # torch's default
+
+
+def test_adamw_is_saved_and_resumed_as_adamw(tmp_path):
+    net, X, T = _net_with_grads("numpy", "float64")
+    opt = xpnet.AdamW(lr=0.05, weight_decay=0.2)
+    _step(net, X, T, opt)
+    xpnet.save(net, tmp_path / "run", optimizer=opt)
+    loaded = xpnet.load_checkpoint(tmp_path / "run", backend="numpy")
+    assert type(loaded.optimizer) is xpnet.AdamW and loaded.optimizer.weight_decay == 0.2
+    _step(net, X, T, opt)
+    _step(loaded.net, X, T, loaded.optimizer)
+    for k, p in _params(net).items():
+        np.testing.assert_array_equal(p, _params(loaded.net)[k])

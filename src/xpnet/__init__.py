@@ -16,7 +16,7 @@ from .gradcheck import gradcheck, relative_error
 from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
-from .optim import SGD, Adam, Momentum, Optimizer
+from .optim import SGD, Adam, AdamW, Momentum, Optimizer
 from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -25,6 +25,7 @@ __all__ = [
     "MLP",
     "SGD",
     "Adam",
+    "AdamW",
     "BCELoss",
     "Backend",
     "BackendError",

@@ -2,7 +2,7 @@
 parameter and gradient arrays (one update call for the whole net), and `update(P, G)` does
 the same on bare flat arrays. One module per update rule; hooks and schedules apart."""
 
-from .adam import Adam
+from .adam import Adam, AdamW
 from .base import OPTIMIZERS, Optimizer, Trainable, optimizer_from_config
 from .hooks import clip_grad_norm, weight_decay
 from .schedules import SCHEDULES, Constant, Cosine, Plateau, Schedule, Step, schedule_from_config
@@ -13,6 +13,7 @@ __all__ = [
     "SCHEDULES",
     "SGD",
     "Adam",
+    "AdamW",
     "Constant",
     "Cosine",
     "Momentum",

@@ -7,7 +7,7 @@ from typing import Any
 from .base import Optimizer, in_range, positive
 from .schedules import Schedule
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer, name="adam"):
@@ -57,3 +57,39 @@ class Adam(Optimizer, name="adam"):
             "beta2": self.beta2,
             "eps": self.eps,
         }
+
+
+class AdamW(Adam, name="adamw"):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): each step first shrinks every
+    weight matrix by lr * weight_decay * W (biases spared), then takes Adam's step on the
+    plain gradient, as torch.optim.AdamW does; weight_decay defaults to 0.01 as there."""
+
+    decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.01,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay=weight_decay,
+            clip_norm=clip_norm,
+            schedule=schedule,
+        )
+
+    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+        if self.weight_decay:
+            mask = self._weight_mask(P, self._layout)
+            decay = P if mask is None else mask * P
+            P = fns.sgd_update(P, decay, lr=self.current_lr * self.weight_decay, xp=xp)
+        return super()._update(P, G, xp, fns)

@@ -29,6 +29,19 @@ Array = Any
 OPTIMIZERS: dict[str, type[Optimizer]] = {}  # name -> class, filled by subclassing
 
 
+_BY_TYPE: dict[type, tuple[Any, Any]] = {}
+
+
+def _namespace_and_ops(a: Array) -> tuple[Any, Any]:
+    """The namespace and ops of an array, looked up once per array type (a step is too short
+    to pay array_namespace's dispatch each time)."""
+    found = _BY_TYPE.get(type(a))
+    if found is None:
+        xp = array_namespace(a)
+        found = _BY_TYPE[type(a)] = (xp, ops.ops_for(xp))
+    return found
+
+
 class Trainable(Protocol):
     """What an optimizer needs of a model: its parameter buffer."""
 
@@ -60,12 +73,15 @@ class Optimizer:
     """Base of the update rules. `lr` is the base learning rate; `schedule` scales it per
     epoch; `weight_decay` adds weight_decay * W to the gradient of every weight matrix (not
     the biases) and `clip_norm` scales the whole gradient down to that Euclidean norm, in that
-    order, clipping first, before the update rule sees it (PyTorch's order)."""
+    order, clipping first, before the update rule sees it (PyTorch's order; AdamW applies its
+    decay in the update instead)."""
 
     name: ClassVar[str] = ""
     slots: tuple[str, ...] = ()  # the state this optimizer keeps per parameter
     # why a step's Python numbers change from step to step (a CUDA graph would freeze them)
     varies_per_step: ClassVar[str] = ""
+    # True: the update rule applies weight_decay itself (AdamW), not as a gradient hook
+    decoupled_weight_decay: ClassVar[bool] = False
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -110,12 +126,12 @@ class Optimizer:
         if layout is not self._layout or (self.slots and not self._state):
             self._adopt(P, layout)
         self.t += 1
-        xp = array_namespace(P)
+        xp, fns = _namespace_and_ops(P)
         if self.clip_norm is not None:
             G = hooks.clip_grad_norm(G, self.clip_norm, xp)
-        if self.weight_decay:
+        if self.weight_decay and not self.decoupled_weight_decay:
             G = hooks.weight_decay(G, P, self.weight_decay, self._weight_mask(P, layout))
-        return self._update(P, G, xp, ops.ops_for(xp))
+        return self._update(P, G, xp, fns)
 
     def _update(self, P: Array, G: Array, xp: Any, fns: Any) -> Array:
         """The update rule: the new P from P and the hooked gradient G, with the state in
