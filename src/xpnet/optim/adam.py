@@ -66,26 +66,9 @@ class AdamW(Adam, name="adamw"):
 
     decoupled_weight_decay = True
 
-    def __init__(
-        self,
-        lr: float = 1e-3,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        *,
-        weight_decay: float = 0.01,
-        clip_norm: float | None = None,
-        schedule: Schedule | None = None,
-    ) -> None:
-        super().__init__(
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay=weight_decay,
-            clip_norm=clip_norm,
-            schedule=schedule,
-        )
+    def __init__(self, *args: Any, weight_decay: float = 0.01, **options: Any) -> None:
+        """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
+        super().__init__(*args, weight_decay=weight_decay, **options)
 
     def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
         if self.weight_decay:

@@ -41,15 +41,6 @@ class SGD(Optimizer, name="sgd"):
 class Momentum(SGD, name="momentum"):
     """SGD with momentum 0.9 by default."""
 
-    def __init__(
-        self,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        *,
-        weight_decay: float = 0.0,
-        clip_norm: float | None = None,
-        schedule: Schedule | None = None,
-    ) -> None:
-        super().__init__(
-            lr, momentum, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule
-        )
+    def __init__(self, lr: float = 0.1, momentum: float = 0.9, **options: Any) -> None:
+        """SGD's arguments (weight_decay, clip_norm, schedule)."""
+        super().__init__(lr, momentum, **options)
