@@ -47,7 +47,8 @@ from .backend import BACKEND_NAMES, Backend, asarray, backend_of, get_backend, t
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .model import MLP
 from .optim import SGD, Adam, Optimizer
-from .train import fit, predict, predicted_labels
+from .scoring import predict, predicted_labels
+from .train import fit
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 

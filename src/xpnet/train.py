@@ -10,28 +10,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import array_api_extra as xpx
 from tqdm.auto import tqdm
 
-from .backend import Backend, asarray, check_placement, to_numpy
+from .inputs import is_classification, prepare
 from .losses import LOSSES, Loss, SSELoss
 from .model import MLP
 from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
+from .scoring import Tally, batch_bounds, evaluate_prepared
 
-__all__ = [
-    "Callback",
-    "History",
-    "batch_bounds",
-    "correct_count",
-    "evaluate",
-    "fit",
-    "is_classification",
-    "predict",
-    "predicted_labels",
-    "prepare",
-    "step",
-]
+__all__ = ["Callback", "History", "fit", "step"]
 
 Array = Any
 Callback = Callable[[int, dict[str, float]], Any]
@@ -56,154 +44,6 @@ class History:
     @property
     def last(self) -> dict[str, float]:
         return self.records[-1] if self.records else {}
-
-
-def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
-    """Check X, T and move them to the net (NumPy or the net's own arrays are accepted; any
-    other library raises rather than being copied): X cast to the net's dtype, 1-D integer
-    labels one-hot encoded when the net has more than one output, a 1-D T reshaped to a column."""
-    suffix = f" ({what})" if what else ""
-    X = _on_net(net, X, f"X{suffix}")
-    T = _on_net(net, T, f"T{suffix}")
-    xp = net.backend.xp
-    if X.ndim != 2 or X.shape[1] != net.sizes[0]:
-        net.check_input(X, f"X{suffix}")
-    if X.shape[0] == 0:
-        raise ValueError(f"X{suffix} has no samples; give at least one row")
-    n_out = net.sizes[-1]
-    if T.ndim == 1 and n_out > 1:
-        T = _one_hot(T, n_out, net)
-    elif T.ndim == 1:
-        T = xp.reshape(T, (-1, 1))
-    if T.shape != (X.shape[0], n_out):
-        raise ValueError(
-            f"T{suffix} has shape {tuple(T.shape)} but the net needs ({X.shape[0]}, {n_out}): one "
-            f"row per sample of X and one column per output (or 1-D integer class labels)"
-        )
-    for name, a in ((f"X{suffix}", X), (f"T{suffix}", T)):
-        bad = int(to_numpy(xp.sum(xp.astype(~xp.isfinite(a), xp.int32))))
-        if bad:
-            raise ValueError(
-                f"{name} contains {bad} NaN or infinite values; "
-                "clean or impute the data before training"
-            )
-    return xp.astype(X, net.dtype), xp.astype(T, net.dtype)
-
-
-def _on_net(net: MLP, a: Any, what: str) -> Array:
-    """NumPy data (or nested lists) is moved to the net's device: an explicit, documented host
-    -> device copy, floats cast to the net's dtype on the host, integers kept for label checks.
-    The net's own arrays pass; any other library or device raises, naming both."""
-    if type(a).__module__ == "numpy" or isinstance(a, list | tuple):
-        if getattr(getattr(a, "dtype", None), "kind", "f") == "f":
-            return asarray(a, like=net)
-        return net.backend.from_host(a)
-    check_placement(a, net.backend, what)
-    return a
-
-
-def _one_hot(labels: Array, n_classes: int, net: MLP) -> Array:
-    xp = net.backend.xp
-    if xp.isdtype(labels.dtype, "real floating"):
-        whole = xp.all(labels == xp.round(labels))
-        if not bool(to_numpy(whole)):
-            raise ValueError("1-D targets must be integer class labels, got fractional values")
-        labels = xp.astype(labels, xp.int64)
-    if not xp.isdtype(labels.dtype, "integral"):
-        raise ValueError(f"1-D targets must be integer class labels, got dtype {labels.dtype}")
-    lo, hi = int(to_numpy(xp.min(labels))), int(to_numpy(xp.max(labels)))
-    if lo < 0 or hi >= n_classes:
-        raise ValueError(
-            f"class labels must lie in 0..{n_classes - 1} for a net with {n_classes} outputs, "
-            f"got {lo}..{hi}"
-        )
-    return xpx.one_hot(labels, n_classes, dtype=net.dtype, xp=xp)
-
-
-def is_classification(T: Array, backend: Backend) -> bool:
-    """Targets that are all 0 or 1 (one-hot rows or binary columns) mean classification."""
-    xp = backend.xp
-    return bool(to_numpy(xp.all((T == 0) | (T == 1))))
-
-
-def predicted_labels(Y: Array, xp: Any) -> Array:
-    """Class labels (n,) int64 from outputs Y (n, n_out), in Y's library: argmax for several
-    outputs, Y[:, 0] >= 0.5 for one (a sigmoid's output). Also turns one-hot or 0/1 targets
-    into labels, so the rule that scores predictions is the one that makes them."""
-    if Y.shape[1] > 1:
-        return xp.argmax(Y, axis=1)
-    return xp.astype(Y[:, 0] >= 0.5, xp.int64)
-
-
-def correct_count(Y: Array, T: Array, xp: Any) -> Array:
-    """Number of correct predictions as a 0-d device array: `predicted_labels` of the outputs
-    against those of the targets (threshold 0.5 applies to the sigmoid's output; 0 on logits)."""
-    hits = predicted_labels(Y, xp) == predicted_labels(T, xp)
-    return xp.sum(xp.astype(hits, xp.int64))
-
-
-def evaluate(
-    net: MLP, X: Any, T: Any, loss: Loss | None = None, batch_size: int = 4096
-) -> dict[str, float]:
-    """{"loss": mean per-batch loss weighted by batch size, "accuracy": fraction correct (for
-    0/1 targets)} on data X, T, in batches to bound memory."""
-    X, T = prepare(net, X, T)
-    return _evaluate_prepared(
-        net, X, T, loss or SSELoss(), batch_size, is_classification(T, net.backend)
-    )
-
-
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """(start, stop) of each minibatch, the last one short; stops stay in bounds (the array
-    API leaves out-of-bounds slices unspecified)."""
-    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-
-class _Tally:
-    """Loss (weighted by batch size) and correct predictions summed over batches on the device;
-    read on the host once, by `summary`."""
-
-    def __init__(self, loss: Loss, classify: bool, xp: Any) -> None:
-        self.loss, self.classify, self.xp = loss, classify, xp
-        self.total_loss: Any = 0.0
-        self.correct: Any = 0
-        self.n = 0
-
-    def add(self, Y: Array, T: Array, value: Array | None = None) -> None:
-        """Score one batch's outputs Y against its targets T, whose loss is `value` when the
-        caller has it (computed here otherwise)."""
-        if value is None:
-            value = self.loss.forward(Y, T)
-        self.total_loss = self.total_loss + value * Y.shape[0]
-        if self.classify:
-            self.correct = self.correct + correct_count(Y, T, self.xp)
-        self.n += Y.shape[0]
-
-    def summary(self) -> dict[str, float]:
-        """{"loss": mean per sample, "accuracy": fraction correct (classification only)}."""
-        out = {"loss": float(to_numpy(self.total_loss)) / self.n}
-        if self.classify:
-            out["accuracy"] = float(to_numpy(self.correct)) / self.n
-        return out
-
-
-def _evaluate_prepared(
-    net: MLP, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
-) -> dict[str, float]:
-    tally = _Tally(loss, classify, net.backend.xp)
-    for start, stop in batch_bounds(X.shape[0], batch_size):
-        tally.add(net.forward(X[start:stop, ...]), T[start:stop, ...])
-    return tally.summary()
-
-
-def predict(net: MLP, X: Any, batch_size: int = 4096) -> Array:
-    """The net's outputs for X (NumPy or the net's arrays), in batches; on the net's device."""
-    X = _on_net(net, X, "X")
-    xp = net.backend.xp
-    X = xp.astype(X, net.dtype)
-    net.check_input(X)
-    parts = [net.forward(X[a:b, ...]) for a, b in batch_bounds(X.shape[0], batch_size)]
-    return xp.concat(parts, axis=0)
 
 
 def step(
@@ -318,7 +158,7 @@ def fit(
             else:
                 Xe, Te = X, T
             optimizer.begin_epoch(epoch)
-            tally = _Tally(loss, classify, xp)
+            tally = Tally(loss, classify, xp)
             for start, stop in batches:
                 Tb = Te[start:stop, ...]
                 Y, value = step(net, Xe[start:stop, ...], Tb, loss, optimizer)
@@ -326,7 +166,7 @@ def fit(
                 bar.update(stop - start)
             record: dict[str, float] = {"epoch": epoch + 1, **tally.summary()}
             if validation is not None:
-                val = _evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
+                val = evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["lr"] = optimizer.current_lr
             record["seconds"] = time.perf_counter() - started
