@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from array_api_compat import is_cupy_array, is_numpy_array, is_writeable_array
 
-from .backend import BackendError, asarray, to_numpy
+from .backend import BackendError, asarray, backend_of, dtype_name, to_numpy
 
 __all__ = [
     "MPI",
@@ -104,6 +104,11 @@ def _host_view(a: Array) -> np.ndarray | None:
     return view if view.flags.c_contiguous and view.flags.writeable else None
 
 
+def _like(host: np.ndarray, a: Array) -> Array:
+    """`host` moved to a's library, device and dtype."""
+    return asarray(host, like=backend_of(a), dtype=dtype_name(a.dtype))
+
+
 class MPI:
     """MPI through mpi4py (`mpiexec -n N ...`, `srun`): host arrays are summed in place, any
     other array through a host copy. `comm` defaults to COMM_WORLD."""
@@ -133,7 +138,7 @@ class MPI:
             return a
         host = np.ascontiguousarray(to_numpy(a))
         self.comm.Allreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM)
-        return asarray(host, like=a)
+        return _like(host, a)
 
     def broadcast(self, a: Array) -> Array:
         view = _host_view(a)
@@ -142,7 +147,7 @@ class MPI:
             return a
         host = np.ascontiguousarray(to_numpy(a))
         self.comm.Bcast(host, root=0)
-        return asarray(host, like=a)
+        return _like(host, a)
 
     def sum_scalars(self, values: Sequence[float]) -> list[float]:
         buffer = np.asarray(values, dtype=np.float64)

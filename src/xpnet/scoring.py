@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import to_numpy
+from .distributed import Communicator
 from .inputs import is_classification, prepare, to_net
 from .losses import Loss, SSELoss
 from .model import MLP
@@ -55,21 +56,29 @@ class Tally:
         self.correct: Any = 0
         self.n = 0
 
-    def add(self, Y: Array, T: Array, value: Array | None = None) -> None:
+    def add(
+        self, Y: Array, T: Array, value: Array | None = None, weight: int | None = None
+    ) -> None:
         """Score one batch's outputs Y against its targets T, whose loss is `value` when the
-        caller has it (computed here otherwise)."""
+        caller has it (computed here otherwise), counted `weight` times (default: its rows;
+        a process holding a shard of a batch of a summed loss counts the whole batch's)."""
         if value is None:
             value = self.loss.forward(Y, T)
-        self.total_loss = self.total_loss + value * Y.shape[0]
+        self.total_loss = self.total_loss + value * (Y.shape[0] if weight is None else weight)
         if self.classify:
             self.correct = self.correct + correct_count(Y, T, self.xp)
         self.n += Y.shape[0]
 
-    def summary(self) -> dict[str, float]:
-        """{"loss": mean per sample, "accuracy": fraction correct (classification only)}."""
-        out = {"loss": float(to_numpy(self.total_loss)) / self.n}
+    def summary(self, comm: Communicator | None = None) -> dict[str, float]:
+        """{"loss": mean per sample, "accuracy": fraction correct (classification only)}, over
+        every process of `comm` when given (each tallied its shards)."""
+        totals = [float(to_numpy(self.total_loss)), float(to_numpy(self.correct)), self.n]
+        if comm is not None:
+            totals = comm.sum_scalars(totals)
+        loss, correct, n = totals
+        out = {"loss": loss / n}
         if self.classify:
-            out["accuracy"] = float(to_numpy(self.correct)) / self.n
+            out["accuracy"] = correct / n
         return out
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .distributed import Communicator
 from .inputs import is_classification, prepare
 from .losses import LOSSES, Loss, SSELoss
 from .model import MLP
@@ -19,7 +20,7 @@ from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
 from .scoring import Tally, batch_bounds, evaluate_prepared
 
-__all__ = ["Callback", "History", "fit", "step"]
+__all__ = ["Callback", "History", "fit", "shard_bounds", "step"]
 
 Array = Any
 Callback = Callable[[int, dict[str, float]], Any]
@@ -62,12 +63,69 @@ def step(
     Y = net.forward(X)
     value = loss.forward(Y, T)
     net.backward(loss.backward(), input_grad=False)
-    buffer = net.parameter_buffer
-    G = buffer.flat_gradients()
+    _apply(net, optimizer, net.parameter_buffer.flat_gradients(), allreduce)
+    return Y, value
+
+
+def _apply(
+    net: MLP, optimizer: Optimizer, G: Array, allreduce: Callable[[Array], Array] | None
+) -> None:
+    """Update the net from flat gradient G (summed by `allreduce` first when given)."""
     if allreduce is not None:
         G = allreduce(G)
+    buffer = net.parameter_buffer
     buffer.store_flat_parameters(optimizer.update(buffer.flat_parameters(), G, buffer.layout))
-    return Y, value
+
+
+def shard_bounds(start: int, stop: int, rank: int, size: int) -> tuple[int, int]:
+    """The contiguous piece of rows start..stop that process `rank` of `size` trains on: the
+    pieces differ by at most one row, the first ones larger (possibly empty for a batch
+    smaller than the group)."""
+    q, r = divmod(stop - start, size)
+    lo = start + rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)
+
+
+def _shard_step(
+    net: MLP,
+    X: Array,
+    T: Array,
+    bounds: tuple[int, int],
+    loss: Loss,
+    optimizer: Optimizer,
+    group: Communicator,
+    tally: Tally,
+) -> None:
+    """This process's part of the step on global batch `bounds` of X, T: its shard's gradient,
+    weighted so that the sum over processes is the whole batch's gradient (by its share of
+    the rows for a mean loss, as it is for a summed one), summed in one allreduce, then the
+    same update on every process."""
+    start, stop = bounds
+    lo, hi = shard_bounds(start, stop, group.rank, group.size)
+    summed = loss.reduction == "sum"
+    weight = 1.0 if summed else (hi - lo) / (stop - start)
+
+    def allreduce(G: Array) -> Array:
+        return group.allreduce_sum(G if weight == 1.0 else G * weight)
+
+    if hi == lo:  # no rows here: this process adds zeros to the sum and updates alike
+        P = net.parameter_buffer.flat_parameters()
+        _apply(net, optimizer, net.backend.xp.zeros_like(P), allreduce)
+        return
+    Tb = T[lo:hi, ...]
+    Y, value = step(net, X[lo:hi, ...], Tb, loss, optimizer, allreduce=allreduce)
+    tally.add(Y, Tb, value, weight=stop - start if summed else None)
+
+
+def _synchronize(net: MLP, optimizer: Optimizer, group: Communicator) -> None:
+    """Give every process rank 0's parameters and optimizer state."""
+    buffer = net.parameter_buffer
+    buffer.store_flat_parameters(group.broadcast(buffer.flat_parameters()))
+    if optimizer.t:
+        state = optimizer.state_dict()
+        optimizer.load_state_dict(
+            {k: v if k == "t" else group.broadcast(v) for k, v in state.items()}
+        )
 
 
 def _named(value: Any, table: dict[str, Any], kind: type, what: str) -> Any:
@@ -99,6 +157,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     initial_epoch: int = 0,
     history: History | None = None,
+    comm: Communicator | None = None,
 ) -> History:
     """Train `net` on X, T by minibatch backprop; return the History.
 
@@ -107,7 +166,14 @@ def fit(
     libraries raise. The order of epoch e is a function of (seed, e), so training epochs
     `initial_epoch`..`epochs - 1` after a resume matches an uninterrupted run. Each callback
     gets (epoch, record) after every epoch; one that returns True stops training. The
-    optimizer's schedule sets each epoch's learning rate (recorded as "lr")."""
+    optimizer's schedule sets each epoch's learning rate (recorded as "lr").
+
+    With `comm` (a `distributed` communicator of several processes, each calling fit with the
+    same data and arguments), training is data-parallel: every process starts from rank 0's
+    parameters and optimizer state, shuffles alike, trains on its contiguous shard of each
+    global batch and sums the weighted gradients in one allreduce per step, so the result is
+    the one-process result to rounding; the records' loss and accuracy are the group's (their
+    "seconds" the process's own) and only rank 0 shows progress."""
     loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
     optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
     if validation is not None and (
@@ -140,13 +206,16 @@ def fit(
         Xv, Tv = prepare(net, *validation, "validation data")
         classify_val = is_classification(Tv, net.backend)
     history = history if history is not None else History()
+    group = comm if comm is not None and comm.size > 1 else None
+    if group is not None:
+        _synchronize(net, optimizer, group)
     xp = net.backend.xp
     n = X.shape[0]
     batches = batch_bounds(n, batch_size)
     bar = tqdm(
         total=(epochs - initial_epoch) * n,
         unit="sample",
-        disable=not progress,
+        disable=not progress or (group is not None and group.rank != 0),
         dynamic_ncols=True,
     )
     try:
@@ -160,11 +229,14 @@ def fit(
             optimizer.begin_epoch(epoch)
             tally = Tally(loss, classify, xp)
             for start, stop in batches:
-                Tb = Te[start:stop, ...]
-                Y, value = step(net, Xe[start:stop, ...], Tb, loss, optimizer)
-                tally.add(Y, Tb, value)
+                if group is None:
+                    Tb = Te[start:stop, ...]
+                    Y, value = step(net, Xe[start:stop, ...], Tb, loss, optimizer)
+                    tally.add(Y, Tb, value)
+                else:
+                    _shard_step(net, Xe, Te, (start, stop), loss, optimizer, group, tally)
                 bar.update(stop - start)
-            record: dict[str, float] = {"epoch": epoch + 1, **tally.summary()}
+            record: dict[str, float] = {"epoch": epoch + 1, **tally.summary(group)}
             if validation is not None:
                 val = evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})
