@@ -23,6 +23,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "load_dataset",
+    "load_inputs",
     "load_digits",
     "load_xor",
     "one_hot",

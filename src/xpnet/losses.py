@@ -11,6 +11,8 @@ from array_api_compat import array_namespace
 from . import ops
 from .backend import BackendError, backend_of, to_numpy
 
+__all__ = ["LOSSES", "BCELoss", "Loss", "MSELoss", "SSELoss", "SoftmaxCrossEntropyLoss"]
+
 Array = Any
 
 
