@@ -18,7 +18,7 @@ import xpnet
 import xpnet.files
 from xpnet.cli import _new_run_dir, main
 from xpnet.data import load_dataset, load_digits, train_test_split
-from xpnet.train import predicted_labels
+from xpnet.scoring import predicted_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

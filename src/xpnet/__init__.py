@@ -17,7 +17,8 @@ from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Momentum, Optimizer
-from .train import History, evaluate, fit, predict
+from .scoring import evaluate, predict
+from .train import History, fit
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,21 @@ from .files import write_atomic
 from .model import MLP
 from .optim import Optimizer, optimizer_from_config
 
+__all__ = [
+    "FILENAME",
+    "FORMAT",
+    "SUFFIX",
+    "VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointFile",
+    "checkpoint_path",
+    "load",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save",
+]
+
 FORMAT = "xpnet-checkpoint"
 VERSION = 2  # 2: the SHA-256 covers the header JSON and the tensors; 1: the tensors only
 FILENAME = "checkpoint.safetensors"

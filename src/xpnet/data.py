@@ -24,6 +24,7 @@ __all__ = [
     "Dataset",
     "load_dataset",
     "load_digits",
+    "load_inputs",
     "load_xor",
     "one_hot",
     "train_test_split",
@@ -41,7 +42,9 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Host arrays ready for training: X (n, n_features) float64, y (n,) int64 labels.
+    """Host arrays ready for training: X (n, n_features) float64, y (n,) int64 labels;
+    `stored_shape` is X's shape in the file when it had more dimensions (images), which are
+    flattened to one row of features per sample.
 
     eq=False because element-wise array comparison has no single truth value.
     """
@@ -50,6 +53,7 @@ class Dataset:
     y: np.ndarray
     name: str
     n_classes: int
+    stored_shape: tuple[int, ...] | None = None  # X's shape as stored, when it was flattened
 
     @property
     def n_features(self) -> int:
@@ -177,7 +181,8 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
     """The given rows of data, keeping its name and n_classes so one-hot widths agree."""
-    return Dataset(np.ascontiguousarray(data.X[rows]), data.y[rows], data.name, data.n_classes)
+    X = np.ascontiguousarray(data.X[rows])
+    return dataclasses.replace(data, X=X, y=data.y[rows])
 
 
 def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
@@ -193,9 +198,11 @@ def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
             f"{name}: X has {np.shape(X)[0]} rows but y has {y.shape[0]} labels; "
             "give one label per row"
         )
+    stored = tuple(np.shape(X))
     X = _features(X, name)
     labels = _labels(y, name)
-    return Dataset(X, labels, name, _n_classes(labels, name))
+    flattened = stored if len(stored) >= 3 else None
+    return Dataset(X, labels, name, _n_classes(labels, name), flattened)
 
 
 def _features(X: np.ndarray, name: str) -> np.ndarray:

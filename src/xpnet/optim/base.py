@@ -22,7 +22,7 @@ from ..params import Layout, ParameterBuffer
 from . import hooks
 from .schedules import Constant, Schedule, schedule_from_config
 
-__all__ = ["OPTIMIZERS", "Optimizer", "Trainable", "optimizer_from_config"]
+__all__ = ["OPTIMIZERS", "Optimizer", "Trainable", "in_range", "optimizer_from_config", "positive"]
 
 Array = Any
 

@@ -9,7 +9,7 @@ import scipy.sparse
 
 from ..backend import asarray
 from ..model import MLP
-from ..train import batch_bounds
+from ..scoring import batch_bounds
 
 __all__ = ["Data", "forward_all"]
 

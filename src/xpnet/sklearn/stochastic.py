@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sklearn_shuffle
 
 from ..backend import to_numpy
-from ..train import batch_bounds
+from ..scoring import batch_bounds
 from ._data import Data
 from .losses import objective, weight_mask
 from .optimizers import Adaptive
