@@ -294,26 +294,37 @@ def test_predict_log_proba_is_the_log_of_predict_proba():
 # -- every backend: under array API dispatch the fit follows X, with the same numbers --------
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
-def test_same_model_as_sklearn_on_every_backend(backend, dtype, solver):
+BACKEND_CASES = {
+    "sgd": dict(solver="sgd"),
+    "adam": dict(solver="adam"),
+    "lbfgs": dict(solver="lbfgs"),
+    "adam-early-stopping-weighted": dict(solver="adam", early_stopping=True),
+}
+
+
+@pytest.mark.parametrize("setting", list(BACKEND_CASES))
+def test_same_model_as_sklearn_on_every_backend(backend, dtype, setting):
+    """Under array API dispatch the fit runs in X's library on X's device (coefs_ and
+    predictions live there) and gives scikit-learn's model to the dtype's rounding."""
     X, y = DATA["multiclass"]
     X = X.astype(dtype)
-    params = dict(solver=solver, max_iter=8, alpha=0.01, hidden_layer_sizes=(6,))
+    weighted = "weighted" in setting
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(y)) if weighted else None
+    params = dict(max_iter=8, alpha=0.01, hidden_layer_sizes=(6,), **BACKEND_CASES[setting])
     ours, theirs = _pair("C", params)
     with sklearn.config_context(array_api_dispatch=True):
-        _fit_quietly(ours, backend.from_host(X), backend.from_host(y))
-        log_proba = ours.predict_log_proba(backend.from_host(X))
-    _fit_quietly(theirs, X, y)
+        on = backend.from_host
+        _fit_quietly(ours, on(X), on(y), sample_weight=None if w is None else on(w.astype(dtype)))
+        log_proba = ours.predict_log_proba(on(X))
+    _fit_quietly(theirs, X, y, sample_weight=w)
     for a in [*ours.coefs_, *ours.intercepts_, log_proba]:
         placed = xpnet.backend_of(a)
         assert (placed.name, str(placed.device)) == (backend.name, str(backend.device))
     tol = 1e-6 if dtype == "float64" else 1e-3
     assert rel_err(ours, theirs) < tol
-    np.testing.assert_allclose(
-        ours.loss_curve_ if solver != "lbfgs" else [ours.loss_],
-        getattr(theirs, "loss_curve_", [theirs.loss_]),
-        rtol=tol,
-    )
+    assert ours.n_iter_ == theirs.n_iter_
+    curve = "loss_curve_" if ours.solver != "lbfgs" else "n_iter_"
+    np.testing.assert_allclose(getattr(ours, curve), getattr(theirs, curve), rtol=tol)
 
 
 def test_sparse_input_trains_on_another_backend():
@@ -353,6 +364,29 @@ def test_sklearn_sgd_takes_sklearns_steps(backend, dtype, nesterov, schedule):
             assert made.lowered is not ref.trigger_stopping("", False)
         tol = 50 * float(np.finfo(dtype).eps)
         np.testing.assert_allclose(_host(P), theirs[0], rtol=tol, atol=tol)
+
+
+def test_adaptive_learning_rate_runs_down_and_stops_as_sklearn():
+    """scikit-learn's test_adaptive_learning_rate: lowered by 5 at every stall until it is at
+    most 1e-6, then stopped, at the same epoch with the same weights."""
+    X, y = [[3, 2], [1, 6]], [1, 0]
+    ours, theirs = _pair("C", dict(tol=0.5, max_iter=3000, solver="sgd", learning_rate="adaptive"))
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 3000
+    assert ours._optimizer.current_lr == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+    assert ours._optimizer.current_lr < 1e-6
+    assert rel_err(ours, theirs) < 1e-9
+
+
+def test_sklearn_optimizers_rebuild_from_their_config():
+    for optimizer in (
+        SklearnSGD(0.2, 0.5, False, schedule=InvScaling(0.3)),
+        SklearnSGD(0.2, schedule=Adaptive()),
+        SklearnAdam(0.01, 0.8, 0.9, 1e-6),
+    ):
+        again = xpnet.optim.optimizer_from_config(optimizer.config())
+        assert type(again) is type(optimizer) and repr(again) == repr(optimizer)
 
 
 def test_sklearn_adam_takes_sklearns_steps(backend, dtype):

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..optim import Adam, Optimizer, Schedule
+from ..optim import SCHEDULES, Adam, Optimizer, Schedule
 from ..optim.base import in_range, positive
 
 __all__ = ["Adaptive", "InvScaling", "SklearnAdam", "SklearnSGD"]
@@ -121,3 +121,9 @@ class Adaptive(Schedule):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.scale = float(state.get("scale", 1.0))
+
+
+# Known by name, so that optimizer_from_config rebuilds an optimizer with them (optimizers
+# register their names by subclassing; schedules are listed in this table).
+for _schedule in (InvScaling, Adaptive):
+    SCHEDULES[_schedule.name] = _schedule

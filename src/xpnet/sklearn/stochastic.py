@@ -57,7 +57,7 @@ def fit_stochastic(est: BaseMLP, data: Data, incremental: bool, rng: np.random.R
             warnings.warn(
                 "Got `batch_size` less than 1 or larger than sample size. It is going to be "
                 "clipped",
-                stacklevel=4,
+                stacklevel=5,
             )
         batch_size = int(np.clip(est.batch_size, 1, n))
     batches = batch_bounds(n, batch_size)
@@ -115,7 +115,7 @@ def fit_stochastic(est: BaseMLP, data: Data, incremental: bool, rng: np.random.R
                 f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
     if validation is not None:
         net.load_state_dict(est._best_state)
