@@ -18,6 +18,7 @@ from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Momentum, Optimizer
 from .scoring import evaluate, predict
+from .stopping import EarlyStopping
 from .train import History, fit
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "BackendError",
     "Checkpoint",
     "CheckpointError",
+    "EarlyStopping",
     "History",
     "Identity",
     "Linear",

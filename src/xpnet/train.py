@@ -19,6 +19,7 @@ from .model import MLP
 from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
 from .scoring import Tally, batch_bounds, evaluate_prepared
+from .stopping import EarlyStopping
 
 __all__ = ["Callback", "History", "fit", "shard_bounds", "step"]
 
@@ -32,6 +33,7 @@ class History:
     "seconds"}; `history["loss"]` gives one column as a list."""
 
     records: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_epoch: int | None = None  # the epoch whose parameters early stopping kept
 
     def __getitem__(self, key: str) -> list[float]:
         return [r[key] for r in self.records if key in r]
@@ -141,6 +143,20 @@ def _named(value: Any, table: dict[str, Any], kind: type, what: str) -> Any:
     )
 
 
+def _stopper(early_stopping: EarlyStopping | int | None, validated: bool) -> EarlyStopping | None:
+    """fit's early_stopping argument as an EarlyStopping (an int is its patience), checked
+    against the data fit was given."""
+    if early_stopping is None:
+        return None
+    if not isinstance(early_stopping, EarlyStopping):
+        early_stopping = EarlyStopping(patience=early_stopping)
+    if early_stopping.monitor.startswith("val_") and not validated:
+        raise ValueError(
+            f"early stopping watches {early_stopping.monitor!r}: give validation=(X_val, T_val)"
+        )
+    return early_stopping
+
+
 def fit(
     net: MLP,
     X: Any,
@@ -158,6 +174,7 @@ def fit(
     initial_epoch: int = 0,
     history: History | None = None,
     comm: Communicator | None = None,
+    early_stopping: EarlyStopping | int | None = None,
 ) -> History:
     """Train `net` on X, T by minibatch backprop; return the History.
 
@@ -173,7 +190,11 @@ def fit(
     parameters and optimizer state, shuffles alike, trains on its contiguous shard of each
     global batch and sums the weighted gradients in one allreduce per step, so the result is
     the one-process result to rounding; the records' loss and accuracy are the group's (their
-    "seconds" the process's own) and only rank 0 shows progress."""
+    "seconds" the process's own) and only rank 0 shows progress.
+
+    `early_stopping` (an `EarlyStopping`, or its patience as an int) ends training once the
+    validation loss stops improving and leaves the net with its best epoch's parameters;
+    `history.best_epoch` says which."""
     loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
     optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
     if validation is not None and (
@@ -206,6 +227,7 @@ def fit(
         Xv, Tv = prepare(net, *validation, "validation data")
         classify_val = is_classification(Tv, net.backend)
     history = history if history is not None else History()
+    stopper = _stopper(early_stopping, validation is not None)
     group = comm if comm is not None and comm.size > 1 else None
     if group is not None:
         _synchronize(net, optimizer, group)
@@ -249,8 +271,12 @@ def fit(
                 {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")},
                 refresh=False,
             )
-            if any([cb(epoch + 1, record) is True for cb in callbacks]):
+            stop = stopper is not None and stopper.update(record, net)
+            if any([cb(epoch + 1, record) is True for cb in callbacks]) or stop:
                 break
     finally:
         bar.close()
+    if stopper is not None:
+        stopper.restore(net)
+        history.best_epoch = stopper.best_epoch
     return history
