@@ -15,11 +15,24 @@ from typing import Any, ClassVar
 __all__ = ["SCHEDULES", "Constant", "Cosine", "Plateau", "Schedule", "Step", "schedule_from_config"]
 
 
+SCHEDULES: dict[str, type[Schedule]] = {}  # name -> class, filled by subclassing
+
+
 class Schedule:
     """Factor 1 for every epoch, after `warmup_epochs` epochs of linear warmup (factor
-    (e + 1) / (warmup_epochs + 1) in epoch e); subclasses shape the factor after warmup."""
+    (e + 1) / (warmup_epochs + 1) in epoch e); subclasses shape the factor after warmup and
+    name themselves (`class Step(Schedule, name="step")`), which registers them for
+    checkpoints."""
 
     name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            if name in SCHEDULES:
+                raise ValueError(f"a learning-rate schedule named {name!r} exists already")
+            cls.name = name
+            SCHEDULES[name] = cls
 
     def __init__(self, warmup_epochs: int = 0) -> None:
         if not (isinstance(warmup_epochs, int) and warmup_epochs >= 0):
@@ -58,16 +71,12 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
 
-class Constant(Schedule):
+class Constant(Schedule, name="constant"):
     """The base learning rate throughout (after any warmup)."""
 
-    name = "constant"
 
-
-class Step(Schedule):
+class Step(Schedule, name="step"):
     """lr * gamma ** (epoch // every): divided by 1 / gamma every `every` epochs."""
-
-    name = "step"
 
     def __init__(self, every: int = 10, gamma: float = 0.1, warmup_epochs: int = 0) -> None:
         super().__init__(warmup_epochs)
@@ -84,10 +93,8 @@ class Step(Schedule):
         return {"every": self.every, "gamma": self.gamma, **super()._arguments()}
 
 
-class Cosine(Schedule):
+class Cosine(Schedule, name="cosine"):
     """Cosine annealing from lr to lr * min_factor over `epochs` epochs (then min_factor)."""
-
-    name = "cosine"
 
     def __init__(self, epochs: int, min_factor: float = 0.0, warmup_epochs: int = 0) -> None:
         super().__init__(warmup_epochs)
@@ -107,12 +114,10 @@ class Cosine(Schedule):
         return {"epochs": self.epochs, "min_factor": self.min_factor, **super()._arguments()}
 
 
-class Plateau(Schedule):
+class Plateau(Schedule, name="plateau"):
     """Multiply the factor by `gamma` when `monitor` (a record key: "val_loss", or "loss" when
     there is no validation) has not improved by more than `threshold` (relative) for
     `patience` epochs in a row."""
-
-    name = "plateau"
 
     def __init__(
         self,
@@ -164,9 +169,6 @@ class Plateau(Schedule):
         self.best = None if state.get("best") is None else float(state["best"])
         self.bad_epochs = int(state.get("bad_epochs", 0))
         self.scale = float(state.get("scale", 1.0))
-
-
-SCHEDULES: dict[str, type[Schedule]] = {cls.name: cls for cls in (Constant, Step, Cosine, Plateau)}
 
 
 def schedule_from_config(config: Mapping[str, Any]) -> Schedule:

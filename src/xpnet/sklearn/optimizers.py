@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..optim import SCHEDULES, Adam, Optimizer, Schedule
+from ..optim import Adam, Optimizer, Schedule
 from ..optim.base import in_range, positive
 
 __all__ = ["Adaptive", "InvScaling", "SklearnAdam", "SklearnSGD"]
@@ -62,12 +62,10 @@ class SklearnAdam(Adam, name="sklearn_adam"):
         return self.eps / math.sqrt(1.0 - self.beta2**self.t)
 
 
-class InvScaling(Schedule):
+class InvScaling(Schedule, name="invscaling"):
     """scikit-learn's learning_rate="invscaling": factor 1 / (samples + 1) ** power_t after an
     epoch that ends with `samples` training samples seen in all (the estimator's `t_`, the
     record's "samples"); 1 until the first epoch ends."""
-
-    name = "invscaling"
 
     def __init__(self, power_t: float = 0.5) -> None:
         super().__init__()
@@ -90,13 +88,11 @@ class InvScaling(Schedule):
         self.scale = float(state.get("scale", 1.0))
 
 
-class Adaptive(Schedule):
+class Adaptive(Schedule, name="adaptive"):
     """scikit-learn's learning_rate="adaptive": the estimator marks an epoch "stalled" when
     n_iter_no_change epochs in a row have not improved by tol; then the learning rate is
     divided by `divisor`, unless it is already at most `min_lr`, when `lowered` is False and
     the estimator stops."""
-
-    name = "adaptive"
 
     def __init__(self, divisor: float = 5.0, min_lr: float = 1e-6) -> None:
         super().__init__()
@@ -121,9 +117,3 @@ class Adaptive(Schedule):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.scale = float(state.get("scale", 1.0))
-
-
-# Known by name, so that optimizer_from_config rebuilds an optimizer with them (optimizers
-# register their names by subclassing; schedules are listed in this table).
-for _schedule in (InvScaling, Adaptive):
-    SCHEDULES[_schedule.name] = _schedule
