@@ -321,14 +321,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_set, test_set = train_test_split(data, TEST_FRACTION, SPLIT_SEED)
     fit_set, val_set = _validation_split(train_set, options["val_fraction"])
     if ck is None:
-        n_eval = max(len(val_set) if val_set else 0, len(test_set))
+        n_eval = max(0 if val_set is None else len(val_set), len(test_set))
         _check_memory(_sizes(options, data), options, len(fit_set), options["dtype"], n_eval)
         net = _build_net(options, data, options["dtype"])
         optimizer = OPTIMIZERS[options["optimizer"]](lr=options["lr"])
         history, start = History(), 0
     else:
         net, optimizer, history, start = ck.net, ck.optimizer, History(ck.history), ck.epoch
-    counts = f"{len(fit_set)} train / " + (f"{len(val_set)} validation / " if val_set else "")
+    counts = f"{len(fit_set)} train / " + (
+        "" if val_set is None else f"{len(val_set)} validation / "
+    )
     print(
         f"{data.name}: {counts}{len(test_set)} test samples{_flattened(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP, {options['loss']}, "
@@ -373,14 +375,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=options["epochs"],
             batch_size=options["batch_size"],
             seed=options["seed"],
-            validation=(val_set.X, val_set.y) if val_set else None,
+            validation=None if val_set is None else (val_set.X, val_set.y),
             progress=sys.stderr.isatty(),
             callbacks=[guard, checkpoint],  # in this order: guard first
             initial_epoch=start,
             history=history,
         )
         test = None if diverged else evaluate(net, test_set.X, test_set.y, loss=loss)
-    metrics = _metrics(history, test, net, options, len(fit_set), len(val_set), len(test_set))
+    n_val = 0 if val_set is None else len(val_set)
+    metrics = _metrics(history, test, net, options, len(fit_set), n_val, len(test_set))
     _write_json(out / "metrics.json", metrics)
     _write_history(out / "history.csv", history)
     if diverged:
