@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import hashlib
 import inspect
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -349,7 +350,7 @@ def _check_size(config: Any, params: Mapping[str, np.ndarray]) -> None:
     sizes = config.get("sizes") if isinstance(config, dict) else None
     if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
         raise ValueError(f"its architecture lists no valid layer sizes ({sizes!r})")
-    pairs = list(zip(sizes, sizes[1:], strict=False))
+    pairs = list(itertools.pairwise(sizes))
     for i, (n_in, n_out) in enumerate(pairs, 1):
         for name, shape in ((f"W{i}", (n_in, n_out)), (f"b{i}", (n_out,))):
             if name in params and params[name].shape != shape:

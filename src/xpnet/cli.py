@@ -760,10 +760,13 @@ def _table(results: dict[str, dict[str, list[float]]], depths: Sequence[int]) ->
     lo, hi = str(depths[0]), str(depths[-1])
     rows = [("depth", names)]
     rows += [(str(d), [f"{results[n][str(d)][0]:.3g}" for n in names]) for d in depths]
-    rows.append(
-        (f"ratio {hi}/{lo}", [f"{results[n][hi][0] / results[n][lo][0]:.3g}" for n in names])
-    )
+    rows.append((f"ratio {hi}/{lo}", [_ratio(results[n][hi][0], results[n][lo][0]) for n in names]))
     return "\n".join(f"{label:<11}" + "".join(f"{c:>11}" for c in cells) for label, cells in rows)
+
+
+def _ratio(a: float, b: float) -> str:
+    """a / b for the table; "n/a" where b is 0 (a one-sample batch can have a zero gradient)."""
+    return f"{a / b:.3g}" if b else "n/a"
 
 
 # -- info and gradcheck -----------------------------------------------------------------------
