@@ -73,11 +73,8 @@ def _xpnet_net(lib: Lib, init: list[np.ndarray]) -> xpnet.MLP:
 
 
 def xpnet_train_step(net: xpnet.MLP, loss: xpnet.Loss, opt: xpnet.Optimizer, x: Array, t: Array):
-    """xpnet's step, exactly as `xpnet.fit` runs it."""
-    value = loss.forward(net.forward(x), t)
-    net.backward(loss.backward(), input_grad=False)
-    opt.step(net)
-    return value
+    """xpnet's step, `xpnet.train.step`, which `xpnet.fit` runs."""
+    return xpnet.train.step(net, x, t, loss, opt)[1]
 
 
 def _xpnet_params(lib: Lib, net: xpnet.MLP) -> Callable[[], list[np.ndarray]]:
@@ -99,7 +96,7 @@ def xpnet_graph(lib: Lib, init: list[np.ndarray], x: Array, t: Array, lr: float)
 
     net = _xpnet_net(lib, init)
     loss, opt = xpnet.SSELoss(), xpnet.SGD(lr=lr)
-    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t))
+    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t), opt)
     return Impl(replay, _xpnet_params(lib, net), steps_taken=2)
 
 

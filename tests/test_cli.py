@@ -18,7 +18,7 @@ import xpnet
 import xpnet.files
 from xpnet.cli import _new_run_dir, main
 from xpnet.data import load_dataset, load_digits, train_test_split
-from xpnet.train import predicted_labels
+from xpnet.scoring import predicted_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +72,15 @@ def test_train_writes_the_run(trained_run, small):
     assert metrics["test_loss"] == pytest.approx(again["loss"], rel=1e-6)
     rows = read_history(trained_run / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+    assert list(rows[0]) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    ]
     assert float(rows[-1]["val_accuracy"]) == metrics["val_accuracy"]
     assert float(rows[-1]["accuracy"]) == metrics["train_accuracy"]
 
@@ -650,6 +658,7 @@ def test_val_fraction_0_trains_on_the_whole_training_part(capsys, small, tmp_pat
         "epoch",
         "loss",
         "accuracy",
+        "lr",
         "seconds",
     ]
     err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--val-fraction", "0.2")

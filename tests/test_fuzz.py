@@ -38,7 +38,7 @@ def fuzz(n: int):
         database=None,
         derandomize=n == FAST,  # the default run is the same every time
         suppress_health_check=list(HealthCheck),
-        phases=None if n == FAST else [Phase.explicit, Phase.generate, Phase.target],
+        phases=tuple(Phase) if n == FAST else (Phase.explicit, Phase.generate, Phase.target),
     )
 
 

@@ -70,7 +70,15 @@ def test_history_records_every_epoch():
         callbacks=[lambda epoch, record: calls.append((epoch, record["loss"]))],
     )
     assert len(hist) == 4 and hist["epoch"] == [1, 2, 3, 4]
-    assert set(hist.keys()) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert set(hist.keys()) == {
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    }
     assert calls == list(zip(hist["epoch"], hist["loss"], strict=True))
     final = xpnet.evaluate(net, X, labels, loss=xpnet.SoftmaxCrossEntropyLoss())
     assert final["loss"] == pytest.approx(hist.last["val_loss"], rel=1e-6)

@@ -16,8 +16,10 @@ from .gradcheck import gradcheck, relative_error
 from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
-from .optim import SGD, Adam, Momentum, Optimizer
-from .train import History, evaluate, fit, predict
+from .optim import SGD, Adam, AdamW, Momentum, Optimizer
+from .scoring import evaluate, predict
+from .stopping import EarlyStopping
+from .train import History, fit
 
 __version__ = "0.1.0"
 
@@ -25,11 +27,13 @@ __all__ = [
     "MLP",
     "SGD",
     "Adam",
+    "AdamW",
     "BCELoss",
     "Backend",
     "BackendError",
     "Checkpoint",
     "CheckpointError",
+    "EarlyStopping",
     "History",
     "Identity",
     "Linear",

@@ -17,6 +17,22 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+__all__ = [
+    "BACKEND_NAMES",
+    "DTYPE_NAMES",
+    "Backend",
+    "BackendError",
+    "asarray",
+    "available_backends",
+    "available_memory",
+    "backend_of",
+    "check_placement",
+    "dtype_name",
+    "get_backend",
+    "host_available_memory",
+    "to_numpy",
+]
+
 BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
 DTYPE_NAMES = ("float32", "float64")
 

@@ -1,8 +1,9 @@
 """Checkpoints: a net's weights, architecture and training state in one safetensors file.
 
 The file holds the parameters (W1, b1, ...) and the optimizer's arrays ("optimizer/m.W1", ...)
-as tensors; everything else (the MLP config, the optimizer's name, hyperparameters and step
-count, the epoch, the shuffling seed, the history and the caller's metadata) is JSON in the
+as tensors; everything else (the MLP config, the optimizer's `config()` (name,
+hyperparameters, learning-rate schedule and its state) and step count, the epoch, the
+shuffling seed, the history and the caller's metadata) is JSON in the
 safetensors header, with a SHA-256 over that JSON and the tensors. Loading parses JSON and raw
 arrays only, never pickles, and turns anything wrong in a file into a CheckpointError naming it.
 Saving writes a temporary file in the same directory, fsyncs it and renames it over the old
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import itertools
 import json
 import os
@@ -29,7 +29,22 @@ from safetensors import SafetensorError
 from .backend import asarray, get_backend, to_numpy
 from .files import write_atomic
 from .model import MLP
-from .optim import OPTIMIZERS, Optimizer
+from .optim import Optimizer, optimizer_from_config
+
+__all__ = [
+    "FILENAME",
+    "FORMAT",
+    "SUFFIX",
+    "VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointFile",
+    "checkpoint_path",
+    "load",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save",
+]
 
 FORMAT = "xpnet-checkpoint"
 VERSION = 2  # 2: the SHA-256 covers the header JSON and the tensors; 1: the tensors only
@@ -118,11 +133,7 @@ def save(
     }
     if optimizer is not None:
         state = optimizer.state_dict()
-        header["optimizer"] = {
-            "name": _optimizer_name(optimizer),
-            "hyperparameters": _hyperparameters(optimizer),
-            "t": int(state["t"]),
-        }
+        header["optimizer"] = {**optimizer.config(), "t": int(state["t"])}
         tensors.update({f"{OPTIMIZER_PREFIX}{k}": _host(v) for k, v in state.items() if k != "t"})
     header["sha256"] = _digest(tensors, header)
     text = {"xpnet": json.dumps(header, allow_nan=True)}
@@ -204,22 +215,6 @@ def _json_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 "e.g. int(x) or x.tolist() for NumPy values)"
             ) from err
     return dict(metadata)
-
-
-def _optimizer_name(optimizer: Optimizer) -> str:
-    for name, cls in OPTIMIZERS.items():
-        if type(optimizer) is cls:
-            return name
-    raise CheckpointError(
-        f"cannot save optimizer {type(optimizer).__name__}: only {', '.join(OPTIMIZERS)} are known"
-    )
-
-
-def _hyperparameters(optimizer: Optimizer) -> dict[str, Any]:
-    """The optimizer's constructor arguments (lr, momentum, beta1, ...), read from the
-    attributes of the same names, so that `type(optimizer)(**them)` rebuilds it."""
-    names = inspect.signature(type(optimizer)).parameters
-    return {name: _plain(getattr(optimizer, name)) for name in names}
 
 
 def _digest(tensors: Mapping[str, np.ndarray], header: Mapping[str, Any] | None) -> str:
@@ -380,7 +375,7 @@ def _optimizer(
     for every parameter."""
     if info is None:
         return None
-    optimizer = OPTIMIZERS[info["name"]](**info["hyperparameters"])
+    optimizer = optimizer_from_config(info)
     params = {name: tuple(p.shape) for name, p in net.parameters().items()}
     state: dict[str, Any] = {"t": _count(info.get("t", 0), "optimizer step count")}
     slots: dict[str, set[str]] = {}

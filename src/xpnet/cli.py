@@ -42,10 +42,12 @@ from .data import BUILTIN, load_dataset, load_inputs, one_hot, train_test_split
 from .diagnostics import vanishing_study
 from .files import write_atomic
 from .gradcheck import gradcheck
+from .inputs import prepare
 from .losses import LOSSES
 from .model import HIDDEN, MLP
 from .optim import OPTIMIZERS
-from .train import History, evaluate, fit, predict, predicted_labels, prepare
+from .scoring import evaluate, predict, predicted_labels
+from .train import History, fit
 
 # The defaults of `xpnet train`: a sigmoid MLP on the digits, 96 % test accuracy in about a
 # second on a laptop CPU (see the README for the measured run).

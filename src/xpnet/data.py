@@ -24,6 +24,7 @@ __all__ = [
     "Dataset",
     "load_dataset",
     "load_digits",
+    "load_inputs",
     "load_xor",
     "one_hot",
     "train_test_split",

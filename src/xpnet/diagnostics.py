@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from .backend import Backend, get_backend, to_numpy
+from .inputs import prepare
 from .losses import Loss, SoftmaxCrossEntropyLoss
 from .model import MLP
-from .train import prepare
+
+__all__ = ["layer_gradient_norms", "vanishing_study"]
 
 Array = Any
 

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+__all__ = ["write_atomic"]
+
 
 def write_atomic(target: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside `target`, fsync, then rename over it (and fsync the

@@ -14,7 +14,10 @@ from array_api_compat import array_namespace
 
 from . import ops
 from .backend import Backend, asarray, get_backend
-from .ops.random import init_weights
+from .params import ParameterBuffer
+from .rng import init_weights
+
+__all__ = ["ACTIVATIONS", "Activation", "Identity", "Linear", "ReLU", "Sigmoid", "Tanh"]
 
 Array = Any
 
@@ -23,7 +26,9 @@ class Linear:
     """y = x @ W + b, with W shaped (n_in, n_out) and b shaped (n_out,) (y = x @ W when
     `bias` is False, as in the seeds' bias-free examples).
 
-    `seed` is an int or a numpy Generator (an MLP passes one Generator through its layers)."""
+    The parameters live in a `ParameterBuffer`: the layer's own, or its MLP's once the MLP
+    `attach`es it, so that one optimizer call updates every layer. `seed` is an int or a numpy
+    Generator (an MLP passes one Generator through its layers)."""
 
     def __init__(
         self,
@@ -41,55 +46,81 @@ class Linear:
         self.dtype_name = dtype
         self.n_in, self.n_out = n_in, n_out
         W, b = init_weights(n_in, n_out, init, seed)
-        self.params: dict[str, Array] = {"W": asarray(W, like=self)}
+        initial = {"W": asarray(W, like=self)}
         if bias:
-            self.params["b"] = asarray(b, like=self)
-        self.grads: dict[str, Array] = {}
+            initial["b"] = asarray(b, like=self)
         self._x: Array = None
         self._xp: ModuleType = self.backend.xp
-        self._ops: ModuleType = ops.ops_for(self._xp)
-        # {"W": dW, "b": db} to write gradients into (an MLP's flat buffer), or None: fresh ones
-        self.grad_out: dict[str, Array] | None = None
+        self._ops: Any = ops.ops_for(self._xp)
+        self.attach(ParameterBuffer(initial), {key: key for key in initial})
+
+    def attach(self, buffer: ParameterBuffer, names: dict[str, str]) -> None:
+        """Keep the parameters in `buffer`, where parameter `key` ("W", "b") is called
+        `names[key]` (e.g. "W2" in an MLP)."""
+        self.parameter_buffer = buffer
+        self._w = names["W"]
+        self._b = names.get("b")
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """{"W": W, "b": b}: the live arrays (read-only mapping: set them with set_parameter)."""
+        return {"W": self.W} if self._b is None else {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        """{"W": dL/dW, "b": dL/db} of the last backward (empty before one)."""
+        grads = self.parameter_buffer.grads
+        keys = {"W": self._w} if self._b is None else {"W": self._w, "b": self._b}
+        return {key: grads[name] for key, name in keys.items() if name in grads}
 
     @property
     def W(self) -> Array:
-        return self.params["W"]
+        return self.parameter_buffer.params[self._w]
 
     @property
     def b(self) -> Array | None:
-        return self.params.get("b")
+        return None if self._b is None else self.parameter_buffer.params[self._b]
 
     def parameters(self) -> dict[str, Array]:
         return self.params
 
     def set_parameter(self, name: str, value: Array) -> None:
-        self.params[name] = value
+        """Make `value` parameter "W" or "b" (copied into the buffer where it keeps views)."""
+        target = {"W": self._w, "b": self._b}.get(name)
+        if target is None:
+            raise KeyError(f"{self!r} has parameters {list(self.params)}, not {name!r}")
+        self.parameter_buffer.set(target, value)
 
     def forward(self, x: Array) -> Array:
         self._x = x
-        params = self.params
-        return self._ops.linear(x, params["W"], params.get("b"), self._xp)
+        params = self.parameter_buffer.params
+        b = None if self._b is None else params[self._b]
+        return self._ops.linear(x, params[self._w], b, self._xp)
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
         """Set grads["W"] = x.T @ grad and grads["b"] = sum(grad); return grad @ W.T (dL/dx)
         unless `input_grad` is False (the first layer of a net in training needs no dL/dx).
 
-        With `grad_out` set, the gradients are written into its arrays (grads is grad_out);
-        otherwise they are fresh arrays."""
+        The gradients are written into the buffer's views of its flat gradient array where it
+        keeps them, otherwise made as new arrays."""
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
-        params, out = self.params, self.grad_out
-        if out is not None:
-            self.grads = dict(out)  # a user's rebinding of grads[k] must not redirect G
-            return self._ops.linear_backward_into(
-                self._x, grad, params["W"], out["W"], out.get("b"), input_grad, self._xp
+        buffer, w, b = self.parameter_buffer, self._w, self._b
+        W = buffer.params[w]
+        dW = buffer.grad_target(w)
+        if dW is not None:
+            db = None if b is None else buffer.grad_target(b)
+            dx = self._ops.linear_backward_into(self._x, grad, W, dW, db, input_grad, self._xp)
+        else:
+            buffer.grads.pop(w, None)  # the last step's gradients are not kept alive while
+            if b is not None:  # new ones are made
+                buffer.grads.pop(b, None)
+            dW, db, dx = self._ops.linear_backward(
+                self._x, grad, W, b is not None, input_grad, self._xp
             )
-        bias = "b" in params
-        self.grads = {}  # the last step's gradients are not kept alive while new ones are made
-        dW, db, dx = self._ops.linear_backward(
-            self._x, grad, params["W"], bias, input_grad, self._xp
-        )
-        self.grads = {"W": dW, "b": db} if bias else {"W": dW}
+        buffer.grads[w] = dW
+        if b is not None:
+            buffer.grads[b] = db
         return dx
 
     def __repr__(self) -> str:
@@ -108,7 +139,7 @@ class Activation:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self._y: Array = None
-        self._array_type: type | None = None
+        self._array_type: Any = None  # Any: `type(x) is` it must not narrow x
         self._xp: ModuleType | None = None
         self._forward: Any = None
         self._forward_inplace: Any = None
@@ -119,7 +150,7 @@ class Activation:
         self._xp = array_namespace(x)
         fns = ops.ops_for(self._xp)
         self._forward = getattr(fns, self.name)
-        self._forward_inplace = getattr(fns, self.name + "_inplace", self._forward)
+        self._forward_inplace = getattr(fns, self.name + "_inplace")
         self._backward = getattr(fns, self.name + "_backward")
         self._array_type = type(x)
 
@@ -134,7 +165,8 @@ class Activation:
         self._y = y = (self._forward_inplace if inplace else self._forward)(x, self._xp)
         return y
 
-    def backward(self, grad: Array, input_grad: bool = True) -> Array:
+    def backward(self, grad: Array) -> Array:
+        """dL/dx from dL/dy and the cached output y."""
         if self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._backward(self._y, grad, self._xp)

@@ -4,22 +4,28 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from array_api_compat import array_namespace
 
 from . import ops
 from .backend import BackendError, backend_of, to_numpy
 
+__all__ = ["LOSSES", "BCELoss", "Loss", "MSELoss", "SSELoss", "SoftmaxCrossEntropyLoss"]
+
 Array = Any
 
 
 class Loss:
-    """Shared checks and caching; subclasses define `_value` and `_gradient`."""
+    """Shared checks and caching; subclasses define `_value` and `_gradient`. `reduction` says
+    how a batch's value combines its samples: "mean" or "sum" (data-parallel training weighs
+    each process's gradient by it)."""
+
+    reduction: ClassVar[str] = "mean"
 
     def __init__(self) -> None:
         self._cache: tuple[Array, Array, ModuleType] | None = None
-        self._type: type | None = None  # the array type whose namespace and ops are kept
+        self._type: Any = None  # the array type whose namespace and ops are kept
         self._xp: Any = None
         self._ops: Any = ops.generic
 
@@ -65,6 +71,8 @@ class SSELoss(Loss):
     """0.5 * sum((Y - T)**2): the seeds' error; dL/dY = Y - T.
 
     forward keeps Y - T, and the first backward after it returns that array."""
+
+    reduction = "sum"
 
     def __init__(self) -> None:
         super().__init__()

@@ -4,19 +4,45 @@ explicit backpropagation through the layer list in reverse."""
 from __future__ import annotations
 
 import itertools
-import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import ops
-from .backend import Backend, BackendError, asarray, check_placement, get_backend
+from .backend import (
+    Backend,
+    BackendError,
+    asarray,
+    check_placement,
+    dtype_name,
+    get_backend,
+)
 from .layers import ACTIVATIONS, Linear
-from .ops.random import new_generator
+from .params import ParameterBuffer
+from .rng import new_generator
+
+__all__ = ["HIDDEN", "MLP", "OUTPUTS"]
 
 Array = Any
 
 HIDDEN = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "identity", "tanh", "relu")
+
+
+def _checked_sizes(sizes: Any) -> list[int]:
+    """sizes as a list of Python ints, or a ValueError that says what is wrong with it."""
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence):
+        raise ValueError(
+            f"sizes must be a list of layer widths such as [64, 32, 10], got {sizes!r}"
+        )
+    bad = [n for n in sizes if isinstance(n, bool) or not isinstance(n, numbers.Integral)]
+    if bad:
+        raise ValueError(f"sizes must be whole numbers, got {bad[0]!r} in {list(sizes)}")
+    out = [int(n) for n in sizes]
+    if len(out) < 2 or min(out) < 1:
+        raise ValueError(
+            f"sizes must list at least an input and an output width, all >= 1; got {out}"
+        )
+    return out
 
 
 class MLP:
@@ -26,9 +52,11 @@ class MLP:
     and tanh, He-normal for relu, zero biases), so one seed gives bit-identical weights on every
     backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
 
-    On NumPy the parameters are views of one flat array and the gradients are written into
-    views of another, so an optimizer updates the whole net in one call (`flat_buffers`);
-    `backward` then overwrites the arrays of `grads` in place."""
+    All parameters live in one `ParameterBuffer` (`parameter_buffer`): on libraries whose
+    arrays can be written through views (NumPy, PyTorch, CuPy, array-api-strict) they are
+    views of one flat array and `backward` writes the gradients into views of another, so an
+    optimizer updates the whole net in one call and the next `backward` overwrites the arrays
+    of `grads` in place; elsewhere the flat arrays are packed when asked for."""
 
     def __init__(
         self,
@@ -37,48 +65,53 @@ class MLP:
         output: str = "sigmoid",
         backend: str | Backend = "numpy",
         device: Any = None,
-        dtype: str = "float32",
+        dtype: Any = "float32",
         seed: int = 0,
         bias: bool = True,
     ) -> None:
-        sizes = [int(n) for n in sizes]
-        if len(sizes) < 2 or any(n < 1 for n in sizes):
-            raise ValueError(
-                f"sizes must list at least an input and an output width, all >= 1; got {sizes}"
-            )
+        sizes = _checked_sizes(sizes)
         if hidden not in HIDDEN:
             raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN}")
         if output not in OUTPUTS:
             raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
-        self.backend = get_backend(backend, device)
-        self.dtype_name = dtype
-        self.dtype = self.backend.dtype(dtype)
-        self.sizes, self.hidden, self.output, self.seed = sizes, hidden, output, seed
-        self.bias = bias
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.backend: Backend = get_backend(backend, device)
+        self.dtype_name: str = dtype_name(dtype)
+        self.dtype: Any = self.backend.dtype(dtype)
+        self.sizes: list[int] = sizes
+        self.hidden: str = hidden
+        self.output: str = output
+        self.seed: int = int(seed)
+        self.bias: bool = bool(bias)
         init = "he" if hidden == "relu" else "xavier"
         rng = new_generator(seed)
         self.linears = [
-            Linear(n_in, n_out, backend=self.backend, dtype=dtype, seed=rng, init=init, bias=bias)
+            Linear(
+                n_in,
+                n_out,
+                backend=self.backend,
+                dtype=self.dtype_name,
+                seed=rng,
+                init=init,
+                bias=self.bias,
+            )
             for n_in, n_out in itertools.pairwise(sizes)
         ]
         activations = [hidden] * (len(self.linears) - 1) + [output]
         self.layers: list[Any] = []
         for linear, act in zip(self.linears, activations, strict=True):
             self.layers += [linear, ACTIVATIONS[act]()]
-        self._grads: dict[str, Array] = {}
-        self._input_type: type | None = None  # the array type of inputs that passed the checks
-        # (name, Linear, key in its params), built once: the parameter names in order
-        self._names = [
-            (f"{key}{k}", linear, key)
+        self._input_type: Any = None  # the array type of inputs that passed the checks
+        self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
+        initial = {
+            f"{key}{k}": value
             for k, linear in enumerate(self.linears, start=1)
-            for key in linear.params
-        ]
-        self._ops = ops.ops_for(self.backend.xp)
-        self._flat: tuple[Array, Array, list[tuple[str, int, int, tuple[int, ...]]]] | None = None
-        self._param_views: dict[str, Array] = {}  # the flat arrays' views, by name
-        self._grad_views: dict[str, Array] = {}
-        if hasattr(self._ops, "linear_backward_into"):
-            self._flatten()
+            for key, value in linear.params.items()
+        }
+        self.parameter_buffer: ParameterBuffer = ParameterBuffer(initial)
+        for k, linear in enumerate(self.linears, start=1):
+            linear.attach(self.parameter_buffer, {key: f"{key}{k}" for key in linear.params})
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
@@ -130,84 +163,52 @@ class MLP:
         layers = self.layers
         for k in range(0, len(layers), 2):
             X = layers[k + 1].forward(layers[k].forward(X), inplace=True)
+        self._output_shape = X.shape
         return X
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None and skip
         the first layer's input product when `input_grad` is False)."""
+        if type(gY) is not self._input_type or gY.shape != self._output_shape:
+            self._check_output_grad(gY)
         g = gY
-        self._grads = {}  # drop the last step's gradients before making new ones (peak memory)
         for layer in reversed(self.layers[1:]):
             g = layer.backward(g)
         g = self.layers[0].backward(g, input_grad=input_grad)
-        self._grads = {name: linear.grads[key] for name, linear, key in self._names}
+        self.parameter_buffer.sort_grads()
         return g
+
+    def _check_output_grad(self, gY: Array) -> None:
+        """Raise a clear error unless gY is dL/dY for the outputs of the last forward."""
+        if self._output_shape is None:
+            raise RuntimeError("MLP.backward called before forward: run net.forward(X) first")
+        check_placement(gY, self.backend, "gY")
+        if tuple(gY.shape) != tuple(self._output_shape):
+            raise ValueError(
+                f"gY has shape {tuple(gY.shape)} but the last forward returned "
+                f"{tuple(self._output_shape)}: pass dL/dY for the outputs of net.forward "
+                "(e.g. loss.backward())"
+            )
 
     def __call__(self, X: Array) -> Array:
         return self.forward(X)
 
     @property
     def grads(self) -> dict[str, Array]:
-        """dL/dparameter from the last backward, keyed like `state_dict` (on NumPy, views that
-        the next backward overwrites: copy them to keep them)."""
-        return self._grads
+        """dL/dparameter from the last backward, keyed like `state_dict`: views that the next
+        backward overwrites where the net keeps flat arrays (copy them to keep them). An entry
+        replaced here (e.g. a clipped gradient) is what the optimizer applies."""
+        return self.parameter_buffer.grads
 
     # -- parameters ----------------------------------------------------------------------
     def parameters(self) -> dict[str, Array]:
         """{"W1": ..., "b1": ..., ...}: the live parameter arrays (not copies)."""
-        return {name: linear.params[key] for name, linear, key in self._names}
-
-    def _flatten(self) -> None:
-        """Set `_flat` = (P, G, layout): copy the parameters into one flat array P, as views of
-        it, and give each Linear views of one flat array G to write its gradients into."""
-        xp, device = self.backend.xp, self.backend.device
-        layout, start = [], 0
-        for name, linear, key in self._names:
-            shape = tuple(linear.params[key].shape)
-            stop = start + math.prod(shape)
-            layout.append((name, start, stop, shape))
-            start = stop
-        G = xp.zeros((start,), dtype=self.dtype, device=device)
-        self._flat = (xp.empty((start,), dtype=self.dtype, device=device), G, layout)
-        self._grad_views = {}
-        for (name, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
-            self._grad_views[name] = grad = xp.reshape(G[start:stop], shape)
-            linear.grad_out = {**(linear.grad_out or {}), key: grad}
-        self._load_flat(self.parameters())
-
-    def _load_flat(self, values: Mapping[str, Array]) -> None:
-        """Copy values (by name) into the flat parameter array and make the layers' parameters
-        its views again."""
-        P, _, layout = self._flat
-        xp = self.backend.xp
-        self._param_views = {}
-        for (name, linear, key), (_, start, stop, shape) in zip(self._names, layout, strict=True):
-            linear.params[key] = view = xp.reshape(P[start:stop], shape)
-            view[...] = values[name]
-            self._param_views[name] = view
-
-    def flat_buffers(
-        self,
-    ) -> tuple[Array, Array, list[tuple[str, int, int, tuple[int, ...]]]] | None:
-        """(P, G, layout): one flat array holding every parameter, one holding every gradient
-        of the last backward, and where each lies in them ([(name, start, stop, shape), ...]),
-        so that an optimizer can update the whole net in one call; None where the net keeps
-        no flat arrays (other libraries than NumPy) or a parameter or gradient was rebound
-        since (then the optimizer updates parameter by parameter, from `grads`)."""
-        if self._flat is None:
-            return None
-        params, grads, current = self._param_views, self._grad_views, self._grads
-        for name, linear, key in self._names:
-            if linear.params[key] is not params[name]:
-                return None
-            if current and current.get(name) is not grads[name]:
-                return None
-        return self._flat
+        return dict(self.parameter_buffer.params)
 
     def set_parameter(self, name: str, value: Array) -> None:
-        """Rebind one parameter (used for immutable arrays; no checks: internal). On NumPy the
-        net then stops updating through its flat arrays until `load_state_dict`."""
-        self.linears[int(name[1:]) - 1].params[name[0]] = value
+        """Make `value` (the net's backend, dtype and shape; not checked) parameter `name`:
+        copied into the flat array where the net keeps views, bound in its place otherwise."""
+        self.parameter_buffer.set(name, value)
 
     def state_dict(self) -> dict[str, Array]:
         """The parameters by name, as copies in the net's backend and device."""
@@ -228,18 +229,15 @@ class MLP:
             )
         new = {}
         for name, shape in expected.items():
-            got = tuple(getattr(state[name], "shape", ()))
+            value = asarray(state[name], like=self)  # lists too; moved and cast explicitly
+            got = tuple(value.shape)
             if got != shape:
                 raise ValueError(
                     f"state_dict[{name!r}] has shape {got} but the net needs {shape}; "
                     "build the net with the sizes the state was saved from"
                 )
-            new[name] = self.backend.xp.asarray(asarray(state[name], like=self), copy=True)
-        if self._flat is not None:
-            self._load_flat(new)
-            return
-        for name, value in new.items():
-            self.set_parameter(name, value)
+            new[name] = self.backend.xp.asarray(value, copy=True)
+        self.parameter_buffer.load(new)
 
     def to(
         self, backend: str | Backend | None = None, device: Any = None, dtype: str | None = None

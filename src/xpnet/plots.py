@@ -16,6 +16,8 @@ from typing import Any
 
 from .files import write_atomic
 
+__all__ = ["INSTALL_HINT", "plot_curves", "plot_vanishing"]
+
 INSTALL_HINT = "pip install 'xpnet[plot]'"
 
 

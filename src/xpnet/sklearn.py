@@ -47,7 +47,8 @@ from .backend import BACKEND_NAMES, Backend, asarray, backend_of, get_backend, t
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .model import MLP
 from .optim import SGD, Adam, Optimizer
-from .train import fit, predict, predicted_labels
+from .scoring import predict, predicted_labels
+from .train import fit
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -275,7 +276,7 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X: Array, T: Array, incremental: bool, rng: np.random.RandomState) -> None:
         """Epochs of minibatch backprop with scikit-learn's stopping rules; one epoch for
-        partial_fit. Raises ConvergenceWarning when fit runs out of max_iter."""
+        partial_fit. Warns (ConvergenceWarning) when fit runs out of max_iter."""
         net = self._net
         validation = None
         if self.early_stopping:
@@ -351,12 +352,15 @@ class _BaseMLP(BaseEstimator):
         if validation is not None:
             Xv, Tv = validation
             score = self._validation_score(to_numpy(predict(self._net, Xv)), to_numpy(Tv))
-            self.validation_scores_.append(score)
-            improved = score >= self.best_validation_score_ + self.tol
-            if score > self.best_validation_score_:
+            scores, best = self.validation_scores_, self.best_validation_score_
+            assert scores is not None and best is not None  # early stopping keeps them
+            scores.append(score)
+            improved = score >= best + self.tol
+            if score > best:
                 self.best_validation_score_ = score
                 self._best_state = self._net.state_dict()
         else:
+            assert self.best_loss_ is not None  # kept unless early stopping
             improved = self.loss_ <= self.best_loss_ - self.tol
             self.best_loss_ = min(self.best_loss_, self.loss_)
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1

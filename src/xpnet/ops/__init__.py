@@ -2,20 +2,21 @@
 array-API reference), with a fused fast path's own functions in their place where the
 namespace has one (ops/numpy.py, ops/torch.py, ops/cupy.py, each tested against `generic`).
 
-A fast module defines only what it speeds up, with `generic`'s names and arguments, plus, for
-each activation, an `<name>_inplace(x, xp)` that may overwrite x (callers fall back to
-`<name>` where there is none)."""
+A fast module defines only what it speeds up (its `__all__`), with `generic`'s names and
+arguments. Every activation has an `<name>_inplace(x, xp)` that may overwrite x (generic's
+returns a new array)."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import array_api_compat
 
 from . import generic
+
+__all__ = ["ops_for"]
 
 # namespace test -> fast module; imported on first use, so numpy never imports cupy or torch
 _FAST = (
@@ -27,12 +28,8 @@ _CHOSEN: dict[str, Any] = {}
 
 
 def _own_functions(module: ModuleType) -> dict[str, Any]:
-    """The public functions a module defines itself (not those it imports)."""
-    return {
-        name: fn
-        for name, fn in vars(module).items()
-        if inspect.isfunction(fn) and fn.__module__ == module.__name__ and name[0] != "_"
-    }
+    """The functions a module exports (its `__all__`)."""
+    return {name: getattr(module, name) for name in module.__all__}
 
 
 def ops_for(xp: ModuleType) -> Any:

@@ -21,6 +21,21 @@ import cupy
 
 from . import generic
 
+__all__ = [
+    "adam_update",
+    "capture",
+    "linear_backward",
+    "linear_backward_into",
+    "momentum_update",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "sse",
+    "tanh_backward",
+    "tanh_inplace",
+]
+
 Array = Any
 
 _sigmoid = cupy.ElementwiseKernel(
@@ -106,6 +121,22 @@ def linear_backward(
     return x.T @ grad, db, grad @ W.T if input_grad else None
 
 
+def linear_backward_into(
+    x: Array,
+    grad: Array,
+    W: Array,
+    dW: Array,
+    db: Array | None,
+    input_grad: bool,
+    xp: ModuleType,
+) -> Array | None:
+    """linear_backward with dL/dW and dL/db written into dW and db by `out=`."""
+    cupy.matmul(x.T, grad, out=dW)
+    if db is not None:
+        cupy.sum(grad, axis=0, out=db)
+    return grad @ W.T if input_grad else None
+
+
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     """(0.5 * sum((Y - T)**2), Y - T): a subtraction and one reduction kernel."""
     if not (_float(Y) and _same(Y, T)):
@@ -119,33 +150,42 @@ def _scalar(p: Array, value: float) -> Any:
     return p.dtype.type(value)
 
 
-def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
     """p <- p - lr * g in one kernel, in place."""
     if not _same(p, g):
-        return p - lr * g
+        return generic.sgd_update(p, g, lr=lr, xp=xp)
     _sgd(g, _scalar(p, lr), p)
     return p
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    """v <- mu * v + g, p <- p - lr * v in one kernel, in place."""
+    """v <- momentum * v + g, p <- p - lr * v in one kernel, in place."""
     if not (_same(p, g) and _same(v, g)):
-        v = mu * v + g
-        return p - lr * v, v
-    _momentum(g, _scalar(p, lr), _scalar(p, mu), p, v)
+        return generic.momentum_update(p, g, v, lr=lr, momentum=momentum, xp=xp)
+    _momentum(g, _scalar(p, lr), _scalar(p, momentum), p, v)
     return p, v
 
 
 def adam_update(
-    p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
+    p: Array,
+    g: Array,
+    m: Array,
+    v: Array,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
+    xp: ModuleType,
 ) -> tuple[Array, Array, Array]:
     """generic.adam_update in one kernel, p, m and v in place."""
-    step, beta1, beta2, eps, correction2 = hyper
     if not (_same(p, g) and _same(m, g) and _same(v, g)):
-        return generic.adam_update(p, g, m, v, hyper, xp)
-    scalars = (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, 1.0 / correction2)
+        return generic.adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, t=t, xp=xp)
+    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
+    scalars = (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, inv_correction2)
     _adam(g, *(_scalar(p, s) for s in scalars), p, m, v)
     return p, m, v
 
@@ -162,17 +202,19 @@ class _Replay:
         return self.result
 
 
-def capture(step: Callable[[], Any]) -> Callable[[], Any]:
-    """Record `step` (a whole training step on fixed device arrays) in a CUDA graph; return a
-    function that replays it and returns what `step` returned (its arrays refilled).
+def capture(step: Callable[[], Any], optimizer: Any) -> Callable[[], Any]:
+    """Record `step` (a whole training step on fixed device arrays, updating with
+    `optimizer`) in a CUDA graph; return a function that replays it and returns what `step`
+    returned (its arrays refilled).
 
     `step` runs twice for real first, so everything it keeps (gradients, optimizer state) is
     allocated and the memory pool holds a block for every temporary: the capture itself
     runs nothing and allocates nothing from the device. The temporaries come from a pool of
     the graph's own, so no other array is ever handed memory the graph writes. Feed new data
-    by copying into the arrays `step` reads (`x[...] = batch`). Python-side values are frozen
-    at capture: a step whose Python numbers change per call (Adam's bias corrections, a
-    learning-rate schedule) must not be captured; plain SGD and momentum can be."""
+    by copying into the arrays `step` reads (`x[...] = batch`). A graph replays the Python
+    numbers of the step it recorded, so an optimizer whose numbers change per step (Adam's
+    bias corrections, a learning-rate schedule) is refused (`optimizer.check_capturable`)."""
+    optimizer.check_capturable()
     pool = cupy.cuda.MemoryPool()
     stream = cupy.cuda.Stream()  # a blocking stream: ordered with the default stream
     cupy.cuda.Device().synchronize()

@@ -3,8 +3,34 @@ against. Each function takes the namespace `xp` explicitly, resolved once by the
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
+
+__all__ = [
+    "adam_scalars",
+    "adam_update",
+    "identity",
+    "identity_backward",
+    "identity_inplace",
+    "linear",
+    "linear_backward",
+    "linear_backward_into",
+    "log_softmax",
+    "momentum_update",
+    "relu",
+    "relu_backward",
+    "relu_inplace",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "softmax",
+    "sse",
+    "tanh",
+    "tanh_backward",
+    "tanh_inplace",
+]
 
 Array = Any
 
@@ -16,6 +42,12 @@ def sigmoid(x: Array, xp: ModuleType) -> Array:
     return xp.where(x >= 0, r, e * r)
 
 
+def sigmoid_inplace(x: Array, xp: ModuleType) -> Array:
+    """sigmoid(x), allowed to overwrite x (the caller does not read x again); the array API
+    has no `out=`, so here it is a new array."""
+    return sigmoid(x, xp)
+
+
 def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     """dL/dx from the cached output y = sigmoid(x): grad * y * (1 - y)."""
     return grad * y * (1.0 - y)
@@ -23,6 +55,10 @@ def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
 
 def tanh(x: Array, xp: ModuleType) -> Array:
     return xp.tanh(x)
+
+
+def tanh_inplace(x: Array, xp: ModuleType) -> Array:
+    return tanh(x, xp)
 
 
 def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
@@ -34,12 +70,20 @@ def relu(x: Array, xp: ModuleType) -> Array:
     return xp.where(x > 0, x, 0.0)
 
 
+def relu_inplace(x: Array, xp: ModuleType) -> Array:
+    return relu(x, xp)
+
+
 def relu_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     """dL/dx from the cached output y = relu(x): grad where y > 0, else 0."""
     return xp.where(y > 0, grad, 0.0)
 
 
 def identity(x: Array, xp: ModuleType) -> Array:
+    return x
+
+
+def identity_inplace(x: Array, xp: ModuleType) -> Array:
     return x
 
 
@@ -80,23 +124,47 @@ def linear_backward(
     return x.T @ grad, db, grad @ W.T if input_grad else None
 
 
+def linear_backward_into(
+    x: Array,
+    grad: Array,
+    W: Array,
+    dW: Array,
+    db: Array | None,
+    input_grad: bool,
+    xp: ModuleType,
+) -> Array | None:
+    """linear_backward writing dL/dW into dW and dL/db into db (views of a model's flat
+    gradient array); returns dL/dx, or None unless `input_grad`."""
+    new_dW, new_db, dx = linear_backward(x, grad, W, db is not None, input_grad, xp)
+    dW[...] = new_dW
+    if db is not None:
+        db[...] = new_db
+    return dx
+
+
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     """(0.5 * sum((Y - T)**2), Y - T): the SSE loss and its gradient from one difference."""
     D = Y - T
     return 0.5 * xp.sum(D * D), D
 
 
-def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
     """p - lr * g. (Fast paths update p in place and return it.)"""
     return p - lr * g
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    """(p - lr * v', v') with v' = mu * v + g: PyTorch's heavy-ball form."""
-    v = mu * v + g
+    """(p - lr * v', v') with v' = momentum * v + g: PyTorch's heavy-ball form."""
+    v = momentum * v + g
     return p - lr * v, v
+
+
+def adam_scalars(lr: float, beta1: float, beta2: float, t: int) -> tuple[float, float]:
+    """(lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)): Adam's bias corrections at step t, folded
+    into a step size and a factor on sqrt(v), as Python floats (no device work)."""
+    return lr / (1.0 - beta1**t), 1.0 / math.sqrt(1.0 - beta2**t)
 
 
 def adam_update(
@@ -104,13 +172,17 @@ def adam_update(
     g: Array,
     m: Array,
     v: Array,
-    hyper: tuple[float, float, float, float, float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
     xp: ModuleType,
 ) -> tuple[Array, Array, Array]:
-    """One Adam step (PyTorch's form): m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
-    p' = p - step * m' / (sqrt(v') / c2 + eps), where hyper = (step, b1, b2, eps, c2) with the
-    bias corrections folded into step = lr / (1 - b1^t) and c2 = sqrt(1 - b2^t)."""
-    step, beta1, beta2, eps, correction2 = hyper
+    """Adam's step t (1, 2, ...) in PyTorch's form: m' = b1 m + (1 - b1) g,
+    v' = b2 v + (1 - b2) g^2, p' = p - lr / (1 - b1^t) * m' / (sqrt(v') / sqrt(1 - b2^t) + eps)."""
+    step, inv_correction2 = adam_scalars(lr, beta1, beta2, t)
     m = beta1 * m + (1.0 - beta1) * g
     v = beta2 * v + (1.0 - beta2) * (g * g)
-    return p - step * m / (xp.sqrt(v) * (1.0 / correction2) + eps), m, v
+    return p - step * m / (xp.sqrt(v) * inv_correction2 + eps), m, v

@@ -11,11 +11,26 @@ non-contiguous parameters) go to the generic version.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import generic
+
+__all__ = [
+    "adam_update",
+    "linear_backward",
+    "linear_backward_into",
+    "momentum_update",
+    "relu_inplace",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "sse",
+    "tanh_backward",
+    "tanh_inplace",
+]
 
 Array = Any
 
@@ -90,6 +105,13 @@ def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return out
 
 
+def relu_inplace(x: Array, xp: ModuleType) -> Array:
+    """max(x, 0) written over x."""
+    if not (_float(x) and x.flags.writeable):
+        return generic.relu(x, xp)
+    return np.maximum(x, 0.0, out=x)
+
+
 def tanh_inplace(x: Array, xp: ModuleType) -> Array:
     if not (_float(x) and x.flags.writeable):
         return generic.tanh(x, xp)
@@ -162,10 +184,10 @@ def _blockwise(p: np.ndarray, g: np.ndarray) -> bool:
     return p.size > _BLOCK and p.flags.c_contiguous and g.flags.c_contiguous
 
 
-def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
     """p - lr * g, written into p."""
     if type(p) is not np.ndarray or not p.flags.writeable:
-        return generic.sgd_update(p, g, lr, xp)
+        return generic.sgd_update(p, g, lr=lr, xp=xp)
     if _blockwise(p, g):
         _subtract_scaled(p, g, lr)
     else:
@@ -174,12 +196,12 @@ def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    """v <- mu * v + g and p <- p - lr * v, both in place."""
+    """v <- momentum * v + g and p <- p - lr * v, both in place."""
     if not (_updatable(p) and _updatable(v)):
-        return generic.momentum_update(p, g, v, lr, mu, xp)
-    v *= mu
+        return generic.momentum_update(p, g, v, lr=lr, momentum=momentum, xp=xp)
+    v *= momentum
     v += g
     if _blockwise(p, v):
         _subtract_scaled(p, v, lr)
@@ -189,36 +211,53 @@ def momentum_update(
 
 
 def adam_update(
-    p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
+    p: Array,
+    g: Array,
+    m: Array,
+    v: Array,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
+    xp: ModuleType,
 ) -> tuple[Array, Array, Array]:
     """generic.adam_update with p, m and v updated in place and two temporaries (per block of
     a large p, so that they stay small: a net's flat array is one large p)."""
     if not (_updatable(p) and _updatable(m) and _updatable(v)):
-        return generic.adam_update(p, g, m, v, hyper, xp)
+        return generic.adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, t=t, xp=xp)
+    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
+    scalars = _AdamScalars(step, beta1, beta2, eps, inv_correction2)
     if _blockwise(p, g) and m.flags.c_contiguous and v.flags.c_contiguous:
         pf, gf, mf, vf = (a.reshape(-1) for a in (p, g, m, v))
         for start in range(0, pf.size, _BLOCK):
             block = slice(start, start + _BLOCK)
-            _adam_into(pf[block], gf[block], mf[block], vf[block], hyper)
+            _adam_into(pf[block], gf[block], mf[block], vf[block], scalars)
     else:
-        _adam_into(p, g, m, v, hyper)
+        _adam_into(p, g, m, v, scalars)
     return p, m, v
 
 
-def _adam_into(
-    p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, hyper: tuple[float, ...]
-) -> None:
-    step, beta1, beta2, eps, correction2 = hyper
-    tmp = np.multiply(g, 1.0 - beta1)
-    m *= beta1
+class _AdamScalars(NamedTuple):
+    step: float  # lr / (1 - beta1^t)
+    beta1: float
+    beta2: float
+    eps: float
+    inv_correction2: float  # 1 / sqrt(1 - beta2^t)
+
+
+def _adam_into(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, s: _AdamScalars) -> None:
+    tmp = np.multiply(g, 1.0 - s.beta1)
+    m *= s.beta1
     m += tmp
     np.multiply(g, g, out=tmp)
-    tmp *= 1.0 - beta2
-    v *= beta2
+    tmp *= 1.0 - s.beta2
+    v *= s.beta2
     v += tmp
     np.sqrt(v, out=tmp)
-    tmp *= 1.0 / correction2
-    tmp += eps
-    update = np.multiply(m, step)
+    tmp *= s.inv_correction2
+    tmp += s.eps
+    update = np.multiply(m, s.step)
     update /= tmp
     p -= update

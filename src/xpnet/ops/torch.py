@@ -13,6 +13,25 @@ from typing import Any
 
 import torch
 
+from . import generic
+
+__all__ = [
+    "adam_update",
+    "linear",
+    "linear_backward",
+    "linear_backward_into",
+    "momentum_update",
+    "relu_backward",
+    "relu_inplace",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "sse",
+    "tanh_backward",
+    "tanh_inplace",
+]
+
 Array = Any
 _aten = torch.ops.aten
 
@@ -45,6 +64,17 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return _aten.tanh_backward(grad, y)
 
 
+def relu_inplace(x: Array, xp: ModuleType) -> Array:
+    return x.relu_()
+
+
+def relu_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    """grad where y > 0, else 0, in one kernel (autograd's)."""
+    if grad.shape != y.shape or grad.dtype != y.dtype:
+        return torch.where(y > 0, grad, 0.0)
+    return _aten.threshold_backward(grad, y, 0)
+
+
 def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
     """x @ W + b in one addmm."""
     return x @ W if b is None else torch.addmm(b, x, W)
@@ -57,6 +87,22 @@ def linear_backward(
     return x.T @ grad, grad.sum(0) if bias else None, grad @ W.T if input_grad else None
 
 
+def linear_backward_into(
+    x: Array,
+    grad: Array,
+    W: Array,
+    dW: Array,
+    db: Array | None,
+    input_grad: bool,
+    xp: ModuleType,
+) -> Array | None:
+    """linear_backward with dL/dW and dL/db written into dW and db by `out=`."""
+    torch.matmul(x.T, grad, out=dW)
+    if db is not None:
+        torch.sum(grad, 0, out=db)
+    return grad @ W.T if input_grad else None
+
+
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     """(0.5 * sum((Y - T)**2), Y - T): one subtraction and one dot product."""
     D = Y - T
@@ -64,24 +110,34 @@ def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return 0.5 * torch.dot(flat, flat), D
 
 
-def sgd_update(p: Array, g: Array, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
     return p.add_(g, alpha=-lr)
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, lr: float, mu: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    v.mul_(mu).add_(g)
+    v.mul_(momentum).add_(g)
     return p.add_(v, alpha=-lr), v
 
 
 def adam_update(
-    p: Array, g: Array, m: Array, v: Array, hyper: tuple[float, ...], xp: ModuleType
+    p: Array,
+    g: Array,
+    m: Array,
+    v: Array,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
+    xp: ModuleType,
 ) -> tuple[Array, Array, Array]:
     """torch.optim.Adam's single-tensor update, in place."""
-    step, beta1, beta2, eps, correction2 = hyper
+    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
     m.mul_(beta1).add_(g, alpha=1.0 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-    denom = v.sqrt().mul_(1.0 / correction2).add_(eps)
+    denom = v.sqrt().mul_(inv_correction2).add_(eps)
     p.addcdiv_(m, denom, value=-step)
     return p, m, v

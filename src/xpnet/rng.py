@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["INITS", "epoch_permutation", "init_weights", "new_generator"]
+
 INITS = ("xavier", "he")
 
 

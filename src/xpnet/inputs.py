@@ -1,0 +1,84 @@
+"""The data rules of training and inference: what `fit`, `evaluate` and `predict` accept and how
+it reaches the net. NumPy data (or lists) is moved to the net's device once, explicitly; the
+net's own arrays pass; any other library or device raises, naming both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_extra as xpx
+
+from .backend import Backend, asarray, check_placement, to_numpy
+from .model import MLP
+
+__all__ = ["is_classification", "prepare", "to_net"]
+
+Array = Any
+
+
+def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
+    """Check X, T and move them to the net (NumPy or the net's own arrays are accepted; any
+    other library raises rather than being copied): X cast to the net's dtype, 1-D integer
+    labels one-hot encoded when the net has more than one output, a 1-D T reshaped to a column."""
+    suffix = f" ({what})" if what else ""
+    X = to_net(net, X, f"X{suffix}")
+    T = to_net(net, T, f"T{suffix}")
+    xp = net.backend.xp
+    if X.ndim != 2 or X.shape[1] != net.sizes[0]:
+        net.check_input(X, f"X{suffix}")
+    if X.shape[0] == 0:
+        raise ValueError(f"X{suffix} has no samples; give at least one row")
+    n_out = net.sizes[-1]
+    if T.ndim == 1 and n_out > 1:
+        T = _one_hot(T, n_out, net)
+    elif T.ndim == 1:
+        T = xp.reshape(T, (-1, 1))
+    if T.shape != (X.shape[0], n_out):
+        raise ValueError(
+            f"T{suffix} has shape {tuple(T.shape)} but the net needs ({X.shape[0]}, {n_out}): one "
+            f"row per sample of X and one column per output (or 1-D integer class labels)"
+        )
+    for name, a in ((f"X{suffix}", X), (f"T{suffix}", T)):
+        bad = int(to_numpy(xp.sum(xp.astype(~xp.isfinite(a), xp.int32))))
+        if bad:
+            raise ValueError(
+                f"{name} contains {bad} NaN or infinite values; "
+                "clean or impute the data before training"
+            )
+    return xp.astype(X, net.dtype), xp.astype(T, net.dtype)
+
+
+def to_net(net: MLP, a: Any, what: str) -> Array:
+    """NumPy data (or nested lists) is moved to the net's device: an explicit, documented host
+    -> device copy, floats cast to the net's dtype on the host, integers kept for label checks.
+    The net's own arrays pass; any other library or device raises, naming both."""
+    if type(a).__module__ == "numpy" or isinstance(a, list | tuple):
+        if getattr(getattr(a, "dtype", None), "kind", "f") == "f":
+            return asarray(a, like=net)
+        return net.backend.from_host(a)
+    check_placement(a, net.backend, what)
+    return a
+
+
+def _one_hot(labels: Array, n_classes: int, net: MLP) -> Array:
+    xp = net.backend.xp
+    if xp.isdtype(labels.dtype, "real floating"):
+        whole = xp.all(labels == xp.round(labels))
+        if not bool(to_numpy(whole)):
+            raise ValueError("1-D targets must be integer class labels, got fractional values")
+        labels = xp.astype(labels, xp.int64)
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise ValueError(f"1-D targets must be integer class labels, got dtype {labels.dtype}")
+    lo, hi = int(to_numpy(xp.min(labels))), int(to_numpy(xp.max(labels)))
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(
+            f"class labels must lie in 0..{n_classes - 1} for a net with {n_classes} outputs, "
+            f"got {lo}..{hi}"
+        )
+    return xpx.one_hot(labels, n_classes, dtype=net.dtype, xp=xp)
+
+
+def is_classification(T: Array, backend: Backend) -> bool:
+    """Targets that are all 0 or 1 (one-hot rows or binary columns) mean classification."""
+    xp = backend.xp
+    return bool(to_numpy(xp.all((T == 0) | (T == 1))))

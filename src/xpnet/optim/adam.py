@@ -1,0 +1,78 @@
+"""Adam (Kingma & Ba), in PyTorch's form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Optimizer, in_range, positive
+from .schedules import Schedule
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer, name="adam"):
+    """p <- p - lr * m_hat / (sqrt(v_hat) + eps) with m, v the running means of g and g^2 and
+    their bias corrections at step t; the corrections are Python floats, so a step needs no
+    host synchronisation."""
+
+    slots = ("m", "v")
+    varies_per_step = "its bias corrections 1 - beta^t change every step"
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
+        self.beta1 = in_range("beta1", beta1, 0.0, 1.0)
+        self.beta2 = in_range("beta2", beta2, 0.0, 1.0)
+        self.eps = positive("eps", eps)
+
+    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+        state = self._state
+        P, state["m"], state["v"] = fns.adam_update(
+            P,
+            G,
+            state["m"],
+            state["v"],
+            lr=self.current_lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps=self.eps,
+            t=self.t,
+            xp=xp,
+        )
+        return P
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            **super().hyperparameters(),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+        }
+
+
+class AdamW(Adam, name="adamw"):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): each step first shrinks every
+    weight matrix by lr * weight_decay * W (biases spared), then takes Adam's step on the
+    plain gradient, as torch.optim.AdamW does; weight_decay defaults to 0.01 as there."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, *args: Any, weight_decay: float = 0.01, **options: Any) -> None:
+        """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
+        super().__init__(*args, weight_decay=weight_decay, **options)
+
+    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+        if self.weight_decay:
+            mask = self._weight_mask(P, self._layout)
+            decay = P if mask is None else mask * P
+            P = fns.sgd_update(P, decay, lr=self.current_lr * self.weight_decay, xp=xp)
+        return super()._update(P, G, xp, fns)

@@ -1,0 +1,46 @@
+"""Stochastic gradient descent, plain and with momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Optimizer, in_range
+from .schedules import Schedule
+
+__all__ = ["SGD", "Momentum"]
+
+
+class SGD(Optimizer, name="sgd"):
+    """p <- p - lr * g; with momentum mu: v <- mu * v + g, p <- p - lr * v (PyTorch's form)."""
+
+    def __init__(
+        self,
+        lr: float = 0.5,
+        momentum: float = 0.0,
+        *,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
+        self.momentum = in_range("momentum", momentum, 0.0, 1.0)
+        self.slots = ("velocity",) if self.momentum else ()
+
+    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+        if not self.momentum:
+            return fns.sgd_update(P, G, lr=self.current_lr, xp=xp)
+        P, self._state["velocity"] = fns.momentum_update(
+            P, G, self._state["velocity"], lr=self.current_lr, momentum=self.momentum, xp=xp
+        )
+        return P
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {**super().hyperparameters(), "momentum": self.momentum}
+
+
+class Momentum(SGD, name="momentum"):
+    """SGD with momentum 0.9 by default."""
+
+    def __init__(self, lr: float = 0.1, momentum: float = 0.9, **options: Any) -> None:
+        """SGD's arguments (weight_decay, clip_norm, schedule)."""
+        super().__init__(lr, momentum, **options)
