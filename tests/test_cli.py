@@ -664,3 +664,22 @@ def test_val_fraction_0_trains_on_the_whole_training_part(capsys, small, tmp_pat
     err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--val-fraction", "0.2")
     assert "--val-fraction cannot change when resuming" in err
     assert "argument --val-fraction" in one_line_error(capsys, "train", "--val-fraction", "1")
+
+
+def test_vanishing_with_a_zero_gradient_prints_n_a(capsys, tmp_path):
+    """Found by the fuzzer: one xor sample can give layer 1 a zero gradient (ZeroDivisionError
+    in the ratio row, and a matplotlib warning on the empty log axis)."""
+    argv = ["vanishing", "--data", "xor", "--depths", "1,2", "--width", "2", "--dtype"]
+    argv += ["float32", "--batch-size", "1", "--seed", "7", "--out", tmp_path]
+    status, out, err = run(capsys, *argv)
+    assert (status, err) == (0, "")
+    assert out.splitlines()[-2].split() == ["ratio", "2/1", "n/a", "n/a", "n/a"]
+
+
+def test_a_checkpoint_without_optimizer_state_does_not_resume(capsys, tmp_path):
+    """Saved by xpnet.save without optimizer=: resuming would silently restart the optimizer."""
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+    ck = xpnet.load_checkpoint(tmp_path / "r")
+    xpnet.save(ck.net, tmp_path / "r", ck.metadata, epoch=1, seed=0)
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert "holds no optimizer state, so it cannot resume" in err

@@ -329,7 +329,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer = OPTIMIZERS[options["optimizer"]](lr=options["lr"])
         history, start = History(), 0
     else:
-        net, optimizer, history, start = ck.net, ck.optimizer, History(ck.history), ck.epoch
+        net, history, start = ck.net, History(ck.history), ck.epoch
+        assert ck.optimizer is not None  # _resume_options refuses a run without one
+        optimizer = ck.optimizer
     counts = f"{len(fit_set)} train / " + (
         "" if val_set is None else f"{len(val_set)} validation / "
     )
@@ -565,6 +567,10 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
         options["device"] = None  # the stored device belongs to the stored backend
     options.update({k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None})
     ck = stored.load(options["backend"], options["device"])
+    if ck.optimizer is None:  # saved by xpnet.save without optimizer=: fit would start afresh
+        raise UsageError(
+            f"{args.resume} holds no optimizer state, so it cannot resume; train a new run"
+        )
     if args.epochs is None or args.epochs <= ck.epoch:
         raise UsageError(
             f"the run in {args.resume} has {ck.epoch} epochs; give the total to reach with "
