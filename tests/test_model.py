@@ -147,3 +147,17 @@ def test_bad_architecture_is_refused():
         xpnet.MLP([3, 1], hidden="soft")
     with pytest.raises(BackendError, match="unsupported dtype 'float16'"):
         xpnet.MLP([3, 1], dtype="float16")
+
+
+def test_identity_hidden_units_make_a_linear_net(backend, dtype):
+    """hidden="identity" (scikit-learn's activation="identity"): the net is one affine map,
+    X @ W1 @ W2 + b1 @ W2 + b2, with Glorot weights as for sigmoid and tanh."""
+    net = xpnet.MLP([3, 4, 2], hidden="identity", output="identity", backend=backend, dtype=dtype)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    p = {k: xpnet.to_numpy(v).astype(np.float64) for k, v in net.parameters().items()}
+    expected = (X @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+    Y = xpnet.to_numpy(net.forward(xpnet.asarray(X, like=net)))
+    tol = 100 * float(np.finfo(dtype).eps)
+    np.testing.assert_allclose(Y, expected, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="unknown hidden activation 'linear'"):
+        xpnet.MLP([3, 4, 2], hidden="linear")

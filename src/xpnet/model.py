@@ -20,11 +20,13 @@ from .layers import ACTIVATIONS, Linear
 from .params import ParameterBuffer
 from .rng import new_generator
 
-__all__ = ["HIDDEN", "MLP", "OUTPUTS"]
+__all__ = ["HIDDEN", "HIDDEN_ACTIVATIONS", "MLP", "OUTPUTS"]
 
 Array = Any
 
-HIDDEN = ("sigmoid", "tanh", "relu")
+HIDDEN = ("sigmoid", "tanh", "relu")  # the nonlinear hidden activations
+# what MLP accepts between layers: also "identity" (a linear net, as scikit-learn allows)
+HIDDEN_ACTIVATIONS = (*HIDDEN, "identity")
 OUTPUTS = ("sigmoid", "identity", "tanh", "relu")
 
 
@@ -48,9 +50,9 @@ def _checked_sizes(sizes: Any) -> list[int]:
 class MLP:
     """An MLP of sizes [n_in, h1, ..., n_out] with `hidden` activations and an `output` one.
 
-    Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid
-    and tanh, He-normal for relu, zero biases), so one seed gives bit-identical weights on every
-    backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
+    Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid,
+    tanh and identity, He-normal for relu, zero biases), so one seed gives bit-identical weights
+    on every backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
 
     All parameters live in one `ParameterBuffer` (`parameter_buffer`): on libraries whose
     arrays can be written through views (NumPy, PyTorch, CuPy, array-api-strict) they are
@@ -70,8 +72,10 @@ class MLP:
         bias: bool = True,
     ) -> None:
         sizes = _checked_sizes(sizes)
-        if hidden not in HIDDEN:
-            raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN}")
+        if hidden not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                f"unknown hidden activation {hidden!r}: use one of {HIDDEN_ACTIVATIONS}"
+            )
         if output not in OUTPUTS:
             raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:

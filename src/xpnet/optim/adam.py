@@ -44,11 +44,16 @@ class Adam(Optimizer, name="adam"):
             lr=self.current_lr,
             beta1=self.beta1,
             beta2=self.beta2,
-            eps=self.eps,
+            eps=self._step_eps(),
             t=self.t,
             xp=xp,
         )
         return P
+
+    def _step_eps(self) -> float:
+        """The eps this step adds to sqrt(v_hat) (a subclass may place eps elsewhere: an eps
+        added to sqrt(v) is eps / sqrt(1 - beta2^t) added to sqrt(v_hat))."""
+        return self.eps
 
     def hyperparameters(self) -> dict[str, Any]:
         return {

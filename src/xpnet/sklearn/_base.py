@@ -1,0 +1,372 @@
+"""What MLPClassifier and MLPRegressor share: scikit-learn's parameters, its first-pass and
+warm-start rules, its initial weights, the solvers, and predicting in X's library."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse
+from sklearn import get_config
+from sklearn.base import BaseEstimator
+from sklearn.utils._array_api import (
+    check_same_namespace,
+    get_namespace,
+    get_namespace_and_device,
+    move_to,
+)
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    validate_data,
+)
+
+from ..backend import BACKEND_NAMES, Backend, backend_of, get_backend, to_numpy
+from ..model import MLP
+from ..optim import Optimizer
+from ._data import Data, forward_all
+from .lbfgs import fit_lbfgs
+from .losses import LOSSES, SklearnLoss, activate
+from .optimizers import Adaptive, InvScaling, SklearnAdam, SklearnSGD
+from .stochastic import fit_stochastic
+
+__all__ = ["BaseMLP", "follow", "host_list", "to_place_of"]
+
+Array = Any
+
+# scikit-learn's activation names -> xpnet's
+HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def to_place_of(a: Array, reference: Array) -> Array:
+    """`a` moved to the library and device of `reference` (scikit-learn's "everything follows
+    X"); NumPy when array API dispatch is off or the reference is a sparse matrix."""
+    if not get_config()["array_api_dispatch"] or scipy.sparse.issparse(reference):
+        return to_numpy(a)
+    xp, _, device = get_namespace_and_device(reference)
+    return move_to(a, xp=xp, device=device)
+
+
+def follow(a: Array, X: Array) -> Array:
+    """Labels, targets or weights (an array or a list) moved to X's library and device; text
+    labels (strings, objects), which only NumPy holds, stay on the host."""
+    a = a if hasattr(a, "shape") else np.asarray(a)
+    if isinstance(a, np.ndarray) and a.dtype.kind in "OUS":
+        return a
+    return to_place_of(a, X)
+
+
+def host_list(labels: Array) -> list[Any]:
+    """Labels as a list, for comparisons and error messages."""
+    return to_numpy(labels).tolist()
+
+
+class BaseMLP(BaseEstimator):
+    """scikit-learn's BaseMultilayerPerceptron over an xpnet.MLP: the net ends in an identity
+    layer, and scikit-learn's output activation and loss (xpnet.sklearn.losses) follow it."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(HIDDEN))],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "backend": [None, StrOptions({"auto", *BACKEND_NAMES})],
+        "device": "no_validation",
+        "dtype": [None, StrOptions({"float32", "float64"})],
+    }
+
+    # set by the subclasses' __init__ (whose signatures are scikit-learn's, plus xpnet's)
+    hidden_layer_sizes: Any
+    activation: str
+    solver: str
+    alpha: float
+    batch_size: int | str
+    learning_rate: str
+    learning_rate_init: float
+    power_t: float
+    max_iter: int
+    loss: str
+    shuffle: bool
+    random_state: Any
+    tol: float
+    verbose: Any
+    warm_start: bool
+    momentum: float
+    nesterovs_momentum: bool
+    early_stopping: bool
+    validation_fraction: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    n_iter_no_change: Any
+    max_fun: int
+    backend: str | None
+    device: Any
+    dtype: str | None
+
+    # -- what the subclasses define -----------------------------------------------------
+    def _validate_input(
+        self, X: Array, y: Array, incremental: bool, reset: bool
+    ) -> tuple[Array, Array]:
+        """Validated X and the training targets T (n, n_outputs) for y."""
+        raise NotImplementedError
+
+    def _out_activation(self) -> str:
+        """scikit-learn's `out_activation_` for the targets of the first pass."""
+        raise NotImplementedError
+
+    def _validation_score(self, P: np.ndarray, T: np.ndarray, w: np.ndarray | None) -> float:
+        """The score early stopping watches, from host outputs P (activated) and targets T."""
+        raise NotImplementedError
+
+    def _strata(self, T: Array) -> np.ndarray | None:
+        """Labels to stratify the early-stopping split by (single-output classifiers)."""
+        return None
+
+    # -- fitting ------------------------------------------------------------------------
+    def _validate(
+        self, X: Array, y: Array, reset: bool, y_numeric: bool = False
+    ) -> tuple[Array, Array]:
+        """scikit-learn's validation: dense or CSR/CSC X, float32 stays float32, other data
+        becomes float64, in X's library when array API dispatch is on; y moved there too."""
+        xp, _ = get_namespace(X)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=y_numeric,
+            dtype=[xp.float64, xp.float32],
+        )
+        return X, follow(y, X)
+
+    def _fit(self, X: Array, y: Array, sample_weight: Array | None, incremental: bool):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if np.iterable(hidden) else [hidden]
+        if any(int(h) <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, T = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = follow(_check_sample_weight(sample_weight, X), X)
+        xp, _ = get_namespace(T)
+        T = xp.reshape(T, (T.shape[0], -1))
+        self.n_outputs_ = int(T.shape[1])
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(X, [int(X.shape[1]), *map(int, hidden), self.n_outputs_], rng)
+        data = Data(self._sync_net(), X, T, sample_weight)
+        if self.solver in STOCHASTIC_SOLVERS:
+            fit_stochastic(self, data, incremental, rng)
+        else:
+            fit_lbfgs(self, data)
+        self._check_finite()
+        return self
+
+    def _initialize(self, X: Array, layer_units: list[int], rng: np.random.RandomState) -> None:
+        """A fresh net with scikit-learn's initial weights (for each layer, W then b drawn
+        uniform in +-sqrt(factor / (fan_in + fan_out)) from `rng`, factor 2 for logistic hidden
+        units, 6 otherwise), on the backend the data asks for, and a fresh training record."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        backend = self._backend_for(X)
+        float32 = X.dtype == (np.float32 if scipy.sparse.issparse(X) else backend_of(X).xp.float32)
+        net = MLP(
+            layer_units,
+            hidden=HIDDEN[self.activation],
+            output="identity",
+            backend=backend,
+            dtype=self.dtype or ("float32" if float32 else "float64"),
+        )
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        initial = {}
+        for k, (fan_in, fan_out) in enumerate(pairwise(layer_units), start=1):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            initial[f"W{k}"] = rng.uniform(-bound, bound, (fan_in, fan_out))
+            initial[f"b{k}"] = rng.uniform(-bound, bound, fan_out)
+        net.load_state_dict(initial)
+        self._attach(net)
+        self._best_state = net.state_dict()
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_: list[float] = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_: list[float] | None = []
+                self.best_validation_score_: float | None = -np.inf
+                self.best_loss_: float | None = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _backend_for(self, X: Array) -> Backend:
+        """Where to train: `backend`/`device` when given, otherwise X's library and device
+        (NumPy for a sparse X)."""
+        if self.backend is not None:
+            return get_backend(self.backend, self.device)
+        here = get_backend("numpy") if scipy.sparse.issparse(X) else backend_of(X)
+        return here if self.device is None else get_backend(here.name, self.device)
+
+    def _attach(self, net: MLP) -> None:
+        """Keep `net` and expose its live parameters as `coefs_` and `intercepts_`."""
+        self._net = net
+        params = net.parameters()
+        layers = range(1, len(net.sizes))
+        self.coefs_ = [params[f"W{k}"] for k in layers]
+        self.intercepts_ = [params[f"b{k}"] for k in layers]
+
+    def _make_loss(self) -> SklearnLoss:
+        """A fresh loss for one training call (losses cache arrays, so none is kept)."""
+        name = self.loss
+        if name == "log_loss" and self.out_activation_ == "logistic":
+            name = "binary_log_loss"
+        return LOSSES[name]()
+
+    def _make_optimizer(self) -> Optimizer:
+        """scikit-learn's SGDOptimizer or AdamOptimizer, as xpnet optimizers."""
+        if self.solver == "sgd":
+            schedule = {
+                "constant": None,
+                "invscaling": InvScaling(self.power_t),
+                "adaptive": Adaptive(),
+            }[self.learning_rate]
+            return SklearnSGD(
+                self.learning_rate_init,
+                self.momentum,
+                self.nesterovs_momentum,
+                schedule=schedule,
+            )
+        return SklearnAdam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
+
+    def _update_no_improvement_count(self, validation: Data | None) -> None:
+        """scikit-learn's bookkeeping after an epoch, comparisons as it writes them (a NaN
+        score or loss resets the count), keeping the weights of the best validation score."""
+        if validation is not None:
+            P = to_numpy(self._activated(validation.X))
+            w = None if validation.w is None else to_numpy(validation.w)
+            score = self._validation_score(P, to_numpy(validation.T), w)
+            scores, best = self.validation_scores_, self.best_validation_score_
+            assert scores is not None and best is not None  # early stopping keeps them
+            scores.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < best + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > best:
+                self.best_validation_score_ = score
+                self._best_state = self._net.state_dict()
+        else:
+            last, best_loss = self.loss_curve_[-1], self.best_loss_
+            assert best_loss is not None  # kept unless early stopping
+            if last > best_loss - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last < best_loss:
+                self.best_loss_ = last
+
+    def _check_finite(self) -> None:
+        xp = self._net.backend.xp
+        P = self._net.parameter_buffer.flat_parameters()
+        if not bool(to_numpy(xp.all(xp.isfinite(P)))):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
+
+    # -- predicting ---------------------------------------------------------------------
+    def _activated(self, X: Array) -> Array:
+        """scikit-learn's outputs for X (the net's, then `out_activation_`), on the net's
+        device."""
+        net = self._sync_net()
+        return activate(self.out_activation_, forward_all(net, X), net.backend.xp)
+
+    @property
+    def _first_coef(self) -> Array:
+        """The array whose library and device the fit used (for check_same_namespace)."""
+        return self.coefs_[0]
+
+    def _outputs(self, X: Array, method: str) -> tuple[Array, Array]:
+        """(scikit-learn's outputs for X, on the net's device; the validated X)."""
+        check_is_fitted(self)
+        sparse = scipy.sparse.issparse(X)
+        if self.backend is None and self.device is None and not sparse:
+            check_same_namespace(X, self, attribute="_first_coef", method=method)
+        xp, _ = get_namespace(X)
+        X = validate_data(
+            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[xp.float64, xp.float32]
+        )
+        return self._activated(X), X
+
+    # -- the net behind coefs_ and intercepts_ ---------------------------------------------
+    def _sync_net(self) -> MLP:
+        """The net whose parameters are `coefs_` and `intercepts_`. They are public, as in
+        scikit-learn: arrays assigned to them by hand (or restored by unpickling) are loaded
+        into the net, rebuilt when its sizes or hidden activation no longer match."""
+        net = getattr(self, "_net", None)
+        layers = [*self.coefs_, *self.intercepts_]
+        if net is not None and net.hidden == HIDDEN[self.activation]:
+            params = net.parameters()
+            live = [params[f"{kind}{k}"] for kind in "Wb" for k in range(1, len(net.sizes))]
+            if len(live) == len(layers) and all(a is b for a, b in zip(live, layers, strict=True)):
+                return net
+        first = self.coefs_[0]
+        first = first if hasattr(first, "shape") else np.asarray(first, dtype=np.float64)
+        sizes = [int(first.shape[0]), *(int(np.shape(W)[1]) for W in self.coefs_)]
+        if net is None or net.sizes != sizes or net.hidden != HIDDEN[self.activation]:
+            net = MLP(
+                sizes,
+                hidden=HIDDEN[self.activation],
+                output="identity",
+                backend=backend_of(first),
+                dtype="float32" if "float32" in str(first.dtype) else "float64",
+            )
+        pairs = enumerate(zip(self.coefs_, self.intercepts_, strict=True), 1)
+        net.load_state_dict({n: a for k, (W, b) in pairs for n, a in ((f"W{k}", W), (f"b{k}", b))})
+        self._attach(net)
+        return net
+
+    # -- pickling: the net holds module references, so it is rebuilt from coefs_ ------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_net", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.array_api_support = True
+        return tags
