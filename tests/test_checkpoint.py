@@ -16,6 +16,7 @@ import pytest
 import safetensors.numpy
 
 import xpnet
+import xpnet.files
 from xpnet.checkpoint import FILENAME, _digest
 
 rng = np.random.default_rng(0)
@@ -127,51 +128,63 @@ def test_resume_is_bit_identical(tmp_path):
     )
 
 
-@pytest.mark.parametrize("crash_in", ["write", "fsync", "replace"])
-def test_a_crash_mid_save_leaves_the_old_checkpoint(crash_in, tmp_path, monkeypatch):
+class Killed(BaseException):
+    """What a kill looks like from inside: not an Exception, so nothing may swallow it."""
+
+
+# Every call that files.write_atomic makes on the way, and the n-th call of it that dies:
+# the first write (nothing written), a write after half the data (os.write wrote only part of
+# it), the fsync of the file, the rename, and the fsync of the directory after the rename.
+CRASH_POINTS = {
+    "first write": ("write", 1),
+    "second write, half written": ("write", 2),
+    "fsync": ("fsync", 1),
+    "close": ("close", 1),
+    "rename": ("replace", 1),
+    "directory fsync": ("fsync", 2),
+}
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+@pytest.mark.parametrize("error", [Killed, OSError])
+def test_a_save_killed_at_any_point_leaves_a_whole_checkpoint(point, error, tmp_path, monkeypatch):
+    """A save killed anywhere between the first write and the last fsync leaves the previous
+    checkpoint loadable (or, once the rename is done, the new one: never a mix), no stray
+    temporary file, and the next save works."""
     old, _ = trained(epochs=1)
     new, _ = trained(epochs=3)
     xpnet.save(old, tmp_path)
+    name, nth = CRASH_POINTS[point]
+    real = getattr(os, name)
+    calls = []
 
-    def crash(*args, **kwargs):
-        raise OSError("simulated crash")
+    def dying(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == nth:
+            raise error("simulated kill")
+        if name == "write":  # write half of what was asked, so a second write is needed
+            fd, data = args
+            return real(fd, bytes(data[: max(1, len(data) // 2)]))
+        return real(*args, **kwargs)
 
-    if crash_in == "write":  # the process dies with the temporary file half written
-        monkeypatch.setattr("xpnet.files.os.fdopen", _half_writer(crash))
-    else:
-        monkeypatch.setattr(f"xpnet.files.os.{crash_in}", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    monkeypatch.setattr(f"xpnet.files.os.{name}", dying)
+    with pytest.raises(error, match="simulated kill"):
         xpnet.save(new, tmp_path)
     monkeypatch.undo()
+    assert len(calls) == nth  # the kill happened where this case says
     assert os.listdir(tmp_path) == [FILENAME]  # no temporary file left behind
-    back = xpnet.load(tmp_path, backend="numpy")
-    assert_same_arrays(host(back.state_dict()), host(old.state_dict()))
+    back = host(xpnet.load(tmp_path, backend="numpy").state_dict())
+    renamed = point == "directory fsync"
+    assert_same_arrays(back, host((new if renamed else old).state_dict()))
     xpnet.save(new, tmp_path)  # and the next save succeeds
     assert_same_arrays(host(xpnet.load(tmp_path, "numpy").state_dict()), host(new.state_dict()))
 
 
-def _half_writer(crash):
-    """os.fdopen whose file writes a few bytes, then 'dies'."""
-    real = os.fdopen
-
-    def fdopen(fd, mode):
-        f = real(fd, mode)
-
-        class Half:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                f.close()
-
-            def write(self, data):
-                f.write(data[:4])
-                f.flush()
-                crash()
-
-        return Half()
-
-    return fdopen
+def test_write_atomic_names_the_target_not_the_temporary_file(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        xpnet.files.write_atomic(tmp_path / "missing_dir" / "out.npz", b"x")
+    assert info.value.filename == str(tmp_path / "missing_dir" / "out.npz")
+    assert ".tmp" not in str(info.value)
 
 
 # -- bad files --------------------------------------------------------------------------------

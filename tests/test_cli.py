@@ -62,7 +62,8 @@ def test_train_writes_the_run(trained_run, small):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["backend"] == "numpy" and metrics["device"] == "cpu"
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["seconds"] > 0
-    assert (metrics["n_train"], metrics["n_test"]) == (240, 60)
+    # 240 in the training part: 21 of them (10 %, stratified) held out for validation
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (219, 21, 60)
     # the reported test metrics are the saved net's, recomputed independently
     _, test = train_test_split(load_dataset(str(small)), 0.2, 0)
     net = xpnet.load(trained_run, backend="numpy")
@@ -75,12 +76,13 @@ def test_train_writes_the_run(trained_run, small):
         "epoch",
         "loss",
         "accuracy",
-        "test_loss",
-        "test_accuracy",
+        "val_loss",
+        "val_accuracy",
         "lr",
         "seconds",
     ]
-    assert float(rows[-1]["test_accuracy"]) == metrics["test_accuracy"]
+    assert float(rows[-1]["val_accuracy"]) == metrics["val_accuracy"]
+    assert float(rows[-1]["accuracy"]) == metrics["train_accuracy"]
 
 
 def test_train_prints_a_summary_and_makes_a_new_run_dir(capsys, tmp_path, monkeypatch):
@@ -90,7 +92,8 @@ def test_train_prints_a_summary_and_makes_a_new_run_dir(capsys, tmp_path, monkey
         assert status == 0 and err == ""
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all((r / "checkpoint.safetensors").is_file() for r in runs)
-    assert "xor: 4 train / 4 test samples; 2 -> 64 -> 2 sigmoid MLP, softmax_ce" in out
+    # xor is too small to hold anything out: it trains, validates and tests on its 4 points
+    assert "xor: 4 train / 4 validation / 4 test samples; 2 -> 64 -> 2 sigmoid MLP" in out
     assert (
         "after 2 epochs" in out
         and "numpy on cpu" in out
@@ -413,3 +416,270 @@ def test_the_installed_command(tmp_path):
         done.stderr
         == f"xpnet train: error: no such file: {missing} (built-in datasets are: digits, xor)\n"
     )
+
+
+# -- issue 8: each case a user met, kept fixed ---------------------------------------------------
+RUNS_0_1 = Path(__file__).parent / "data" / "runs-0.1"
+
+
+def one_line_error(capsys, *argv, status=2):
+    """Run argv; assert it failed with `status`, one line on stderr and no traceback."""
+    code, out, err = run(capsys, *argv)
+    assert code == status, (code, out, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_net_too_big_for_memory_is_refused_up_front(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(capsys, "train", "--hidden", "100000000")
+    assert "64 -> 100000000 -> 10 MLP needs about" in err and "GiB" in err
+    assert "7.5e+09 parameters" in err and "--hidden" in err
+    assert not (tmp_path / "runs").exists()
+    for command in (["gradcheck", "--hidden"], ["vanishing", "--width"]):
+        assert "needs about" in one_line_error(capsys, *command, "100000000")
+    # the estimate is against what the device has free: the default net needs a few MiB
+    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: 2**20)
+    assert "but numpy on cpu has 0.000977 GiB free" in one_line_error(capsys, "train")
+    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: None)  # unknown: go on
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+
+
+@pytest.mark.skipif(xpnet.available_backends()["torch"] != "ok", reason="torch not installed")
+@pytest.mark.parametrize("device", ["mps", "xla", "meta", "cuda:7"])
+def test_a_device_torch_rejects_is_one_line(capsys, device):
+    err = one_line_error(capsys, "train", "--data", "xor", "--backend", "torch", "--device", device)
+    assert f"unknown device '{device}' for backend 'torch'" in err
+
+
+def test_evaluating_a_file_that_is_not_a_checkpoint_says_so(capsys, tmp_path):
+    import pickle
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"W1": [1.0]}))
+    (tmp_path / "notes.txt").write_text("hello")
+    err = one_line_error(capsys, "evaluate", tmp_path / "model.pkl")
+    assert "model.pkl is not an xpnet checkpoint (it looks like a pickle" in err
+    assert "no such file" not in err
+    err = one_line_error(capsys, "predict", tmp_path / "notes.txt", tmp_path / "x.npz", "-o", "o")
+    assert "notes.txt is not an xpnet checkpoint (not a safetensors file)" in err
+
+
+def test_a_bit_flipped_in_the_header_json_is_a_corrupt_checkpoint(capsys, trained_run, tmp_path):
+    data = (trained_run / "checkpoint.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    for marker in (b"xpnet-checkpoint", b'\\"epoch', b'{\\"format', b'"xpnet"'):
+        at = data.index(marker, 8, 8 + size) + 2
+        for bit in (0, 5):
+            flipped = bytearray(data)
+            flipped[at] ^= 1 << bit
+            (tmp_path / "c.safetensors").write_bytes(bytes(flipped))
+            err = one_line_error(capsys, "evaluate", tmp_path / "c.safetensors")
+            assert "corrupt" in err and "not an xpnet checkpoint" not in err, (marker, bit, err)
+
+
+@pytest.mark.parametrize("command", [["train"], ["gradcheck"], ["vanishing"]])
+def test_a_negative_seed_names_the_option(capsys, command):
+    err = one_line_error(capsys, *command, "--seed", "-1")
+    assert "argument --seed: expected a whole number >= 0, got '-1'" in err
+
+
+def test_predict_into_a_missing_directory_names_that_path(capsys, trained_run, tmp_path):
+    np.savez(tmp_path / "in.npz", X=load_digits().X[:3])
+    target = tmp_path / "missing_dir" / "out.npz"
+    err = one_line_error(capsys, "predict", trained_run, tmp_path / "in.npz", "-o", target)
+    assert err == f"xpnet predict: error: No such file or directory: {target}\n"
+
+
+def test_resume_refuses_when_the_data_changed(capsys, tmp_path):
+    digits = load_digits()
+    data = tmp_path / "d.npz"
+    np.savez(data, X=digits.X[:100], y=digits.y[:100])
+    args = ["--data", data, "--hidden", "8", "--out", tmp_path / "r"]
+    assert run(capsys, "train", *args, "--epochs", "1")[0] == 0
+    options = xpnet.load_checkpoint(tmp_path / "r").metadata["options"]
+    assert len(options["data_sha256"]) == 64
+    np.savez(data, X=digits.X[:100], y=np.roll(digits.y[:100], 1))  # same shapes, new labels
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert f"the data {data} changed since the run in {tmp_path / 'r'} started" in err
+    assert "cannot be evaluated" in one_line_error(capsys, "evaluate", tmp_path / "r")
+    assert run(capsys, "evaluate", tmp_path / "r", "--data", data)[0] == 0  # said explicitly
+    # the same data written again (another file, same arrays) is the same data
+    np.savez(data, X=digits.X[:100], y=digits.y[:100])
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
+
+
+def test_a_run_that_recorded_no_digest_resumes_as_before(capsys, tmp_path):
+    """Runs saved before the digest (and before --val-fraction) resume; the data is not checked."""
+    digits = load_digits()
+    data = tmp_path / "d.npz"
+    np.savez(data, X=digits.X[:100], y=digits.y[:100])
+    assert run(capsys, "train", "--data", data, "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+    ck = xpnet.load_checkpoint(tmp_path / "r")
+    old = {k: v for k, v in ck.metadata["options"].items() if k not in ("data_sha256",)}
+    xpnet.save(ck.net, tmp_path / "r", {"options": old}, optimizer=ck.optimizer, epoch=1, seed=0)
+    np.savez(data, X=digits.X[:100], y=np.roll(digits.y[:100], 1))
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
+
+
+def test_a_run_with_options_this_version_does_not_know_is_refused(capsys, tmp_path):
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+    ck = xpnet.load_checkpoint(tmp_path / "r")
+    options = {**ck.metadata["options"], "weight_decay": 0.1}
+    xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=1)
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert "has options this xpnet does not know (weight_decay)" in err and "newer" in err
+    del options["weight_decay"], options["hidden"]
+    xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=1)
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert "lacks the options hidden" in err
+
+
+def strict_json(path):
+    def refuse(name):
+        raise AssertionError(f"{path} holds {name}: not strict JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_diverging_run_stops_at_once_with_exit_status_3(capsys, small, tmp_path):
+    argv = ["--data", small, "--optimizer", "sgd", "--lr", "1e30", "--activation", "relu"]
+    out_dir = tmp_path / "r"
+    # pytest turns any RuntimeWarning into an error, so none escapes the command either
+    err = one_line_error(capsys, "train", *argv, "--epochs", "10", "--out", out_dir, status=3)
+    assert err.startswith("xpnet train: error: training diverged in epoch 1 (loss nan")
+    assert "try a lower --lr such as 1e+29" in err and "no checkpoint was saved" in err
+    metrics = strict_json(out_dir / "metrics.json")
+    assert metrics["epochs"] == 1 and metrics["diverged"] is True
+    assert metrics["train_loss"] is None and metrics["test_loss"] is None
+    assert read_history(out_dir / "history.csv")[0]["loss"] == "nan"
+    assert not (out_dir / "checkpoint.safetensors").exists()  # the NaN net is never saved
+
+
+def test_a_run_diverging_later_keeps_the_last_finite_checkpoint(
+    capsys, small, tmp_path, monkeypatch
+):
+    out_dir = tmp_path / "r"
+    argv = ["train", "--data", small, "--hidden", "8", "--epochs", "2", "--out", out_dir]
+    assert run(capsys, *argv)[0] == 0
+    before = xpnet.load(out_dir, backend="numpy").state_dict()
+    real = xpnet.cli.fit
+
+    def poisoned(net, *args, **kwargs):  # weights that overflow: epoch 3's loss is not finite
+        for p in net.parameters().values():
+            p[...] = np.float32(3e38)
+        return real(net, *args, **kwargs)
+
+    monkeypatch.setattr("xpnet.cli.fit", poisoned)
+    err = one_line_error(capsys, "train", "--resume", out_dir, "--epochs", "5", status=3)
+    assert "diverged in epoch 3" in err and f"the checkpoint in {out_dir} holds epoch 2" in err
+    ck = xpnet.load_checkpoint(out_dir, backend="numpy")
+    assert ck.epoch == 2
+    for name, value in ck.net.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert strict_json(out_dir / "metrics.json")["epochs"] == 3
+
+
+def test_gradcheck_bounds_grow_with_float64_rounding_not_a_fixed_1e6(capsys, tmp_path, monkeypatch):
+    """A deep sigmoid net on many samples: its small input gradient (and its first layer's)
+    sit under the rounding noise of central differences; a fixed 1e-6 called that FAILED."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] * X[:, 1] > 0).astype(int))
+    argv = ["gradcheck", "--data", tmp_path / "d.npz", "--hidden", "4,4,4,4,4", "--samples", "300"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 0 and "ok: largest" in out
+    errors = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[1:-1]}
+    assert max(errors.values()) > 1e-6  # the old fixed bound would have failed this net
+    assert "  input " in out and "(tolerance " in out
+    monkeypatch.setattr(xpnet.Sigmoid, "backward", lambda self, grad, input_grad=True: grad)
+    status, out, _ = run(capsys, *argv)
+    assert status == 1 and "FAILED" in out  # still catches a wrong backward
+
+
+@pytest.mark.slow
+def test_gradcheck_on_all_the_digits_passes(capsys):
+    status, out, _ = run(capsys, "gradcheck", "--samples", "1797", "--hidden", "16")
+    assert status == 0 and "1797 samples" in out and "ok: largest" in out
+
+
+def test_a_flattened_image_stack_is_said_in_the_header(capsys, tmp_path):
+    digits = load_digits()
+    np.savez(tmp_path / "img.npz", X=digits.X[:100].reshape(100, 8, 8), y=digits.y[:100])
+    argv = ["train", "--data", tmp_path / "img.npz", "--epochs", "1", "--out", tmp_path / "r"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 0
+    assert "(X stored as (100, 8, 8): each 8 x 8 sample flattened to 64 features)" in out
+    status, out, _ = run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "x")
+    assert "flattened" not in out.splitlines()[0]
+
+
+# -- issue 14: saved runs age well; validation is never the test split ---------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_a_run_saved_by_xpnet_0_1_resumes_to_the_same_weights(optimizer, capsys, tmp_path):
+    """It lacks val_fraction and data_sha256: val_fraction 0 (its old training set) and no
+    digest check reproduce what xpnet 0.1 itself did from epoch 2 to 3."""
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    shutil.copy(RUNS_0_1 / f"{optimizer}-epoch2.safetensors", run_dir / "checkpoint.safetensors")
+    status, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "3")
+    assert (status, err) == (0, "")
+    assert "digits: 1438 train / 359 test samples" in out and "resuming at epoch 2" in out
+    got = xpnet.load(run_dir, backend="numpy").state_dict()
+    with np.load(RUNS_0_1 / f"{optimizer}-epoch3-weights.npz") as expected:
+        assert sorted(expected.files) == sorted(got)
+        for name in expected.files:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    rows = read_history(run_dir / "history.csv")
+    assert [r["val_loss"] != "" for r in rows] == [True, True, False]  # 0.1's val was the test
+
+
+def test_validation_is_split_off_the_training_part(capsys, trained_run, small):
+    """val_ scores are a stratified 10 % of the training part; the test split is scored once."""
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    train, test = train_test_split(load_dataset(str(small)), 0.2, 0)
+    fit_part, val = train_test_split(train, 0.1, 1)
+    assert (len(fit_part), len(val), len(test)) == (219, 21, 60)
+    net = xpnet.load(trained_run, backend="numpy")
+    loss = xpnet.SoftmaxCrossEntropyLoss()
+    scored = {
+        k: xpnet.evaluate(net, d.X, d.y, loss=loss) for k, d in (("val", val), ("test", test))
+    }
+    for part in ("val", "test"):
+        assert metrics[f"{part}_accuracy"] == scored[part]["accuracy"]
+        assert metrics[f"{part}_loss"] == pytest.approx(scored[part]["loss"], rel=1e-6)
+    assert scored["val"]["loss"] != pytest.approx(scored["test"]["loss"], rel=1e-6)
+
+
+def test_val_fraction_0_trains_on_the_whole_training_part(capsys, small, tmp_path):
+    argv = ["--data", small, "--epochs", "1", "--val-fraction", "0", "--out", tmp_path / "r"]
+    status, out, _ = run(capsys, "train", *argv)
+    assert status == 0 and "small: 240 train / 60 test samples" in out
+    assert list(read_history(tmp_path / "r" / "history.csv")[0]) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "lr",
+        "seconds",
+    ]
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--val-fraction", "0.2")
+    assert "--val-fraction cannot change when resuming" in err
+    assert "argument --val-fraction" in one_line_error(capsys, "train", "--val-fraction", "1")
+
+
+def test_vanishing_with_a_zero_gradient_prints_n_a(capsys, tmp_path):
+    """Found by the fuzzer: one xor sample can give layer 1 a zero gradient (ZeroDivisionError
+    in the ratio row, and a matplotlib warning on the empty log axis)."""
+    argv = ["vanishing", "--data", "xor", "--depths", "1,2", "--width", "2", "--dtype"]
+    argv += ["float32", "--batch-size", "1", "--seed", "7", "--out", tmp_path]
+    status, out, err = run(capsys, *argv)
+    assert (status, err) == (0, "")
+    assert out.splitlines()[-2].split() == ["ratio", "2/1", "n/a", "n/a", "n/a"]
+
+
+def test_a_checkpoint_without_optimizer_state_does_not_resume(capsys, tmp_path):
+    """Saved by xpnet.save without optimizer=: resuming would silently restart the optimizer."""
+    assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
+    ck = xpnet.load_checkpoint(tmp_path / "r")
+    xpnet.save(ck.net, tmp_path / "r", ck.metadata, epoch=1, seed=0)
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert "holds no optimizer state, so it cannot resume" in err

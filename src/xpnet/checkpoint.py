@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -314,8 +315,9 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
     """The Checkpoint a verified file describes, with the net built on `place`; raises on any
     inconsistency (callers wrap it in `_interpreting`)."""
     header, tensors, source = stored.header, stored.tensors, stored.path
-    net = MLP(**header["config"], backend=place)
     params = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    _check_size(header["config"], params)
+    net = MLP(**header["config"], backend=place)
     for name, value in params.items():
         if str(value.dtype) != net.dtype_name:
             raise CheckpointError(
@@ -335,6 +337,27 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
         metadata=stored.metadata,
         path=source,
     )
+
+
+def _check_size(config: Any, params: Mapping[str, np.ndarray]) -> None:
+    """Refuse an architecture whose parameter count differs from the stored tensors' before
+    building it (a damaged or forged config could ask for any amount of memory)."""
+    sizes = config.get("sizes") if isinstance(config, dict) else None
+    if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
+        raise ValueError(f"its architecture lists no valid layer sizes ({sizes!r})")
+    pairs = list(itertools.pairwise(sizes))
+    for i, (n_in, n_out) in enumerate(pairs, 1):
+        for name, shape in ((f"W{i}", (n_in, n_out)), (f"b{i}", (n_out,))):
+            if name in params and params[name].shape != shape:
+                raise ValueError(
+                    f"tensor {name} has shape {params[name].shape} but the net needs {shape}"
+                )
+    wanted = sum((a + 1) * b for a, b in pairs)
+    stored = sum(int(v.size) for v in params.values())
+    if wanted > stored:
+        raise ValueError(
+            f"its architecture {sizes} has {wanted} parameters but it stores {stored} numbers"
+        )
 
 
 def _count(value: Any, what: str) -> int:

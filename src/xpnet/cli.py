@@ -323,14 +323,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_set, test_set = train_test_split(data, TEST_FRACTION, SPLIT_SEED)
     fit_set, val_set = _validation_split(train_set, options["val_fraction"])
     if ck is None:
-        n_eval = max(len(val_set) if val_set else 0, len(test_set))
+        n_eval = max(0 if val_set is None else len(val_set), len(test_set))
         _check_memory(_sizes(options, data), options, len(fit_set), options["dtype"], n_eval)
         net = _build_net(options, data, options["dtype"])
         optimizer = OPTIMIZERS[options["optimizer"]](lr=options["lr"])
         history, start = History(), 0
     else:
-        net, optimizer, history, start = ck.net, ck.optimizer, History(ck.history), ck.epoch
-    counts = f"{len(fit_set)} train / " + (f"{len(val_set)} validation / " if val_set else "")
+        net, history, start = ck.net, History(ck.history), ck.epoch
+        assert ck.optimizer is not None  # _resume_options refuses a run without one
+        optimizer = ck.optimizer
+    counts = f"{len(fit_set)} train / " + (
+        "" if val_set is None else f"{len(val_set)} validation / "
+    )
     print(
         f"{data.name}: {counts}{len(test_set)} test samples{_flattened(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP, {options['loss']}, "
@@ -375,14 +379,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=options["epochs"],
             batch_size=options["batch_size"],
             seed=options["seed"],
-            validation=(val_set.X, val_set.y) if val_set else None,
+            validation=None if val_set is None else (val_set.X, val_set.y),
             progress=sys.stderr.isatty(),
             callbacks=[guard, checkpoint],  # in this order: guard first
             initial_epoch=start,
             history=history,
         )
         test = None if diverged else evaluate(net, test_set.X, test_set.y, loss=loss)
-    metrics = _metrics(history, test, net, options, len(fit_set), len(val_set), len(test_set))
+    n_val = 0 if val_set is None else len(val_set)
+    metrics = _metrics(history, test, net, options, len(fit_set), n_val, len(test_set))
     _write_json(out / "metrics.json", metrics)
     _write_history(out / "history.csv", history)
     if diverged:
@@ -562,6 +567,10 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
         options["device"] = None  # the stored device belongs to the stored backend
     options.update({k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None})
     ck = stored.load(options["backend"], options["device"])
+    if ck.optimizer is None:  # saved by xpnet.save without optimizer=: fit would start afresh
+        raise UsageError(
+            f"{args.resume} holds no optimizer state, so it cannot resume; train a new run"
+        )
     if args.epochs is None or args.epochs <= ck.epoch:
         raise UsageError(
             f"the run in {args.resume} has {ck.epoch} epochs; give the total to reach with "
@@ -759,10 +768,13 @@ def _table(results: dict[str, dict[str, list[float]]], depths: Sequence[int]) ->
     lo, hi = str(depths[0]), str(depths[-1])
     rows = [("depth", names)]
     rows += [(str(d), [f"{results[n][str(d)][0]:.3g}" for n in names]) for d in depths]
-    rows.append(
-        (f"ratio {hi}/{lo}", [f"{results[n][hi][0] / results[n][lo][0]:.3g}" for n in names])
-    )
+    rows.append((f"ratio {hi}/{lo}", [_ratio(results[n][hi][0], results[n][lo][0]) for n in names]))
     return "\n".join(f"{label:<11}" + "".join(f"{c:>11}" for c in cells) for label, cells in rows)
+
+
+def _ratio(a: float, b: float) -> str:
+    """a / b for the table; "n/a" where b is 0 (a one-sample batch can have a zero gradient)."""
+    return f"{a / b:.3g}" if b else "n/a"
 
 
 # -- info and gradcheck -----------------------------------------------------------------------

@@ -338,14 +338,15 @@ def _load_idx_dir(path: Path) -> Dataset:
         files = [_find_idx(path, name) for name in names]
         if files == [None, None] and prefix == "t10k":
             continue
-        missing = [name for name, file in zip(names, files, strict=True) if file is None]
-        if missing:
+        image_file, label_file = files
+        if image_file is None or label_file is None:
+            missing = [name for name, file in zip(names, files, strict=True) if file is None]
             raise DataError(
                 f"missing MNIST IDX files in {path}: {' and '.join(missing)} "
                 "(each optionally .gz); put them in the directory"
             )
-        images.append(_read_idx(files[0], ndim=3))
-        labels.append(_read_idx(files[1], ndim=1))
+        images.append(_read_idx(image_file, ndim=3))
+        labels.append(_read_idx(label_file, ndim=1))
     if images[-1].shape[1:] != images[0].shape[1:]:
         raise DataError(
             f"{path}: t10k images are {images[-1].shape[1:]} but train images are "

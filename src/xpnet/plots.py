@@ -7,9 +7,11 @@ involved."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .files import write_atomic
@@ -22,8 +24,18 @@ INSTALL_HINT = "pip install 'xpnet[plot]'"
 def _save(fig: Any, path: str | os.PathLike) -> None:
     """The figure as a PNG at `path`, written atomically."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    with _quiet_log_scale():
+        fig.savefig(buffer, format="png", dpi=110)
     write_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _quiet_log_scale() -> Iterator[None]:
+    """A log axis whose data has no positive value (all gradients zero, say) draws empty;
+    matplotlib's warning about it is not the user's business."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Data has no positive values", UserWarning)
+        yield
 
 
 def _figure(ncols: int) -> tuple[Any, Any]:
@@ -34,19 +46,20 @@ def _figure(ncols: int) -> tuple[Any, Any]:
 
 
 def plot_curves(records: Sequence[Mapping[str, float]], path: str | os.PathLike) -> None:
-    """Loss and (when recorded) accuracy per epoch, train and test, saved as a PNG at `path`.
-    `records` are History records; "val_" keys are the test split's."""
+    """Loss and (when recorded) accuracy per epoch, train and validation, saved as a PNG at
+    `path`. `records` are History records ("val_" keys: the validation set's)."""
     metrics = [m for m in ("loss", "accuracy") if any(m in r for r in records)]
     fig, axes = _figure(len(metrics))
     axes = axes if len(metrics) > 1 else [axes]
     for ax, metric in zip(axes, metrics, strict=True):
-        for key, label in ((metric, "train"), (f"val_{metric}", "test")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             rows = [r for r in records if key in r]
             if rows:
                 ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.set_yscale("log" if metric == "loss" else "linear")
+        with _quiet_log_scale():
+            ax.set_yscale("log" if metric == "loss" else "linear")
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, path)
@@ -73,7 +86,8 @@ def plot_vanishing(
     by_layer.set_title(f"each layer's gradient at depth {depths[-1]}")
     by_layer.set_xlabel("layer (1 = input side)")
     for ax in (by_depth, by_layer):
-        ax.set_yscale("log")
+        with _quiet_log_scale():
+            ax.set_yscale("log")
         ax.set_ylabel("||dL/dW||")
         ax.grid(alpha=0.3, which="both")
         ax.legend()

@@ -1,0 +1,95 @@
+"""Library cases of issue 8 outside the core: dtype objects of every library, BCE targets,
+save paths that are no checkpoint, and files that are no checkpoint."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.backend import BackendError, dtype_name
+
+
+def _library_dtypes():
+    cases = [("float32", "float32"), ("float64", "float64")]
+    cases += [
+        (np.float32, "float32"),
+        (np.dtype("float64"), "float64"),
+        (np.dtype("<f4"), "float32"),
+    ]
+    try:
+        import torch
+
+        cases += [(torch.float32, "float32"), (torch.float64, "float64")]
+    except ImportError:
+        pass
+    try:
+        import array_api_strict as strict
+
+        cases += [(strict.float32, "float32"), (strict.float64, "float64")]
+    except ImportError:
+        pass
+    return cases
+
+
+@pytest.mark.parametrize(("dtype", "name"), _library_dtypes(), ids=repr)
+def test_dtype_name_takes_every_librarys_float_dtypes(dtype, name):
+    assert dtype_name(dtype) == name
+
+
+@pytest.mark.parametrize(
+    "dtype", ["float16", "f4", "int32", float, np.int64, np.dtype(bool), None, 3]
+)
+def test_dtype_name_refuses_the_rest_naming_it(dtype):
+    with pytest.raises(BackendError, match=r"unsupported dtype .*use 'float32' or 'float64'"):
+        dtype_name(dtype)
+
+
+def test_backend_dtype_takes_dtype_objects(backend):
+    assert backend.dtype(np.float64) == backend.xp.float64
+    assert backend.dtype(np.dtype("float32")) == backend.xp.float32
+
+
+def test_bce_refuses_targets_outside_0_1(backend):
+    loss = xpnet.BCELoss()
+    Y = backend.from_host(np.array([[0.2], [0.7], [0.9]]))
+    good = backend.from_host(np.array([[0.0], [1.0], [0.5]]))
+    assert float(xpnet.to_numpy(loss.forward(Y, good))) > 0
+    for bad, shown in (([[0.0], [2.0], [1.0]], "from 0 to 2"), ([[-1.0], [0.0], [1.0]], "from -1")):
+        with pytest.raises(ValueError, match=f"BCELoss needs targets in \\[0, 1\\].*{shown}"):
+            loss.forward(Y, backend.from_host(np.array(bad)))
+    with pytest.raises(ValueError, match="BCELoss needs targets"):
+        loss.forward(Y, backend.from_host(np.array([[0.0], [np.nan], [1.0]])))
+
+
+def test_save_refuses_a_path_that_is_neither_file_nor_directory(tmp_path):
+    net = xpnet.MLP([2, 3, 1])
+    with pytest.raises(xpnet.CheckpointError, match=r"give .*model\.safetensors"):
+        xpnet.save(net, tmp_path / "model.pt")
+    assert list(tmp_path.iterdir()) == []  # no directory named model.pt
+    (tmp_path / "run.v1").mkdir()  # a directory with a dot in its name, made first, is fine
+    xpnet.save(net, tmp_path / "run.v1")
+    xpnet.save(net, tmp_path / "plain")
+    xpnet.save(net, tmp_path / "net.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.safetensors", "plain", "run.v1"]
+    for path in ("run.v1", "plain", "net.safetensors"):
+        assert xpnet.load(tmp_path / path, backend="numpy").sizes == [2, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (pickle.dumps({"W1": np.zeros(2)}), "it looks like a pickle"),
+        (b"PK\x03\x04rest", "zip archive"),
+        (b"", "an empty file"),
+        (b"hello world, this is text", "not a safetensors file"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_named_so(content, said, tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(content)
+    with pytest.raises(xpnet.CheckpointError, match="is not an xpnet checkpoint") as info:
+        xpnet.load(path)
+    assert said in str(info.value)
