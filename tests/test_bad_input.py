@@ -128,3 +128,25 @@ def test_random_bad_sizes_are_refused_by_name(sizes):
         assert "sizes" in str(err)
         return
     assert len(net.sizes) >= 2 and min(net.sizes) >= 1  # only good ones get through
+
+
+def test_bce_targets_are_checked_once_per_dataset_in_fit(monkeypatch):
+    """A step reads nothing back to the host: fit checks the targets once, up front; a direct
+    forward still checks its own targets."""
+    calls = []
+    original = xpnet.BCELoss.check_targets
+
+    def counting(self, T):
+        calls.append(T.shape)
+        return original(self, T)
+
+    monkeypatch.setattr(xpnet.BCELoss, "check_targets", counting)
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(40, 3)), (rng.random((40, 1)) < 0.5).astype(float)
+    net = xpnet.MLP([3, 1], dtype="float64")
+    xpnet.fit(net, X, T, loss=xpnet.BCELoss(), epochs=3, batch_size=4)
+    assert calls == [(40, 1)]  # not once per batch (30 batches)
+    with pytest.raises(ValueError, match=r"BCELoss needs targets in \[0, 1\]"):
+        xpnet.fit(net, X, T * 2, loss=xpnet.BCELoss(), epochs=1)
+    with pytest.raises(ValueError, match=r"BCELoss needs targets in \[0, 1\]"):
+        xpnet.BCELoss().forward(np.full((2, 1), 0.5), np.full((2, 1), -1.0))

@@ -49,6 +49,20 @@ from .optim import OPTIMIZERS
 from .scoring import evaluate, predict, predicted_labels
 from .train import History, fit
 
+__all__ = [
+    "DEFAULTS",
+    "Parser",
+    "UsageError",
+    "build_parser",
+    "cmd_evaluate",
+    "cmd_gradcheck",
+    "cmd_info",
+    "cmd_predict",
+    "cmd_train",
+    "cmd_vanishing",
+    "main",
+]
+
 # The defaults of `xpnet train`: a sigmoid MLP on the digits, 96 % test accuracy in about a
 # second on a laptop CPU (see the README for the measured run).
 DEFAULTS: dict[str, Any] = {

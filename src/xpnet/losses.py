@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -28,6 +30,23 @@ class Loss:
         self._type: Any = None  # the array type whose namespace and ops are kept
         self._xp: Any = None
         self._ops: Any = ops.generic
+        self._targets_checked = False  # inside `checked_targets`: skip per-call target checks
+
+    def check_targets(self, T: Array) -> None:
+        """Raise ValueError for targets this loss cannot score (none here; BCE: outside [0, 1])."""
+
+    @contextlib.contextmanager
+    def checked_targets(self, *targets: Array) -> Iterator[None]:
+        """Check whole target arrays once (a host read), then let every forward inside the
+        block skip that check: `fit` and `evaluate` score batches of data checked up front,
+        so a step stays free of host round trips."""
+        for T in targets:
+            self.check_targets(T)
+        outer, self._targets_checked = self._targets_checked, True
+        try:
+            yield
+        finally:
+            self._targets_checked = outer
 
     def forward(self, Y: Array, T: Array) -> Array:
         if type(Y) is type(T) is self._type and Y.shape == T.shape and Y.dtype == T.dtype:
@@ -103,20 +122,28 @@ class BCELoss(Loss):
 
     Y is clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon) so log never sees 0.
     Targets outside [0, 1] (or NaN) raise ValueError: their "loss" can be negative and means
-    nothing. The check costs one host read of a boolean per call."""
+    nothing. The check costs a host read of a boolean: once per call, or once per dataset
+    inside `checked_targets` (as `fit` and `evaluate` do)."""
 
     def forward(self, Y: Array, T: Array) -> Array:
         value = super().forward(Y, T)  # shapes, libraries and dtypes checked first
-        xp = self._xp if self._cache is None else self._cache[2]
+        if not self._targets_checked:
+            try:
+                self.check_targets(T)
+            except ValueError:
+                self._cache = None
+                raise
+        return value
+
+    def check_targets(self, T: Array) -> None:
+        xp = array_namespace(T)
         if not bool(to_numpy(xp.all((T >= 0.0) & (T <= 1.0)))):
-            self._cache = None
             lo, hi = float(to_numpy(xp.min(T))), float(to_numpy(xp.max(T)))
             raise ValueError(
                 f"BCELoss needs targets in [0, 1] (0/1 labels or probabilities), got values "
                 f"from {lo:g} to {hi:g}; for class labels use SoftmaxCrossEntropyLoss with "
                 "one-hot targets, for other values MSELoss"
             )
-        return value
 
     def _clip(self, Y, xp):
         eps = xp.finfo(Y.dtype).eps

@@ -97,8 +97,9 @@ def evaluate_prepared(
     net: MLP, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
 ) -> dict[str, float]:
     tally = Tally(loss, classify, net.backend.xp)
-    for start, stop in batch_bounds(X.shape[0], batch_size):
-        tally.add(net.forward(X[start:stop, ...]), T[start:stop, ...])
+    with loss.checked_targets(T):
+        for start, stop in batch_bounds(X.shape[0], batch_size):
+            tally.add(net.forward(X[start:stop, ...]), T[start:stop, ...])
     return tally.summary()
 
 

@@ -240,7 +240,7 @@ def fit(
         disable=not progress or (group is not None and group.rank != 0),
         dynamic_ncols=True,
     )
-    try:
+    with bar, loss.checked_targets(T):
         for epoch in range(initial_epoch, epochs):
             started = time.perf_counter()
             if shuffle:
@@ -274,8 +274,6 @@ def fit(
             stop = stopper is not None and stopper.update(record, net)
             if any([cb(epoch + 1, record) is True for cb in callbacks]) or stop:
                 break
-    finally:
-        bar.close()
     if stopper is not None:
         stopper.restore(net)
         history.best_epoch = stopper.best_epoch

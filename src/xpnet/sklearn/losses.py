@@ -19,7 +19,17 @@ from .. import ops
 from ..model import MLP
 from ..optim import hooks
 
-__all__ = ["LOSSES", "SklearnLoss", "activate", "objective", "weight_mask"]
+__all__ = [
+    "LOSSES",
+    "BinaryLogLoss",
+    "LogLoss",
+    "Poisson",
+    "SklearnLoss",
+    "SquaredError",
+    "activate",
+    "objective",
+    "weight_mask",
+]
 
 Array = Any
 
