@@ -16,7 +16,8 @@ import pytest
 
 import xpnet
 import xpnet.files
-from xpnet.cli import _new_run_dir, main
+from xpnet.cli import main
+from xpnet.cli.runs import _new_run_dir
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.scoring import predicted_labels
 
@@ -174,7 +175,7 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
         real(target, data)
 
     real = xpnet.files.write_atomic
-    for module in ("xpnet.cli", "xpnet.plots", "xpnet.checkpoint"):
+    for module in ("xpnet.cli.runs", "xpnet.cli.evaluate", "xpnet.plots", "xpnet.checkpoint"):
         monkeypatch.setattr(f"{module}.write_atomic", recording)
     out = tmp_path / "run"
     assert (
@@ -439,9 +440,9 @@ def test_a_net_too_big_for_memory_is_refused_up_front(capsys, tmp_path, monkeypa
     for command in (["gradcheck", "--hidden"], ["vanishing", "--width"]):
         assert "needs about" in one_line_error(capsys, *command, "100000000")
     # the estimate is against what the device has free: the default net needs a few MiB
-    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: 2**20)
+    monkeypatch.setattr("xpnet.cli.config.available_memory", lambda backend: 2**20)
     assert "but numpy on cpu has 0.000977 GiB free" in one_line_error(capsys, "train")
-    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: None)  # unknown: go on
+    monkeypatch.setattr("xpnet.cli.config.available_memory", lambda backend: None)  # unknown: go on
     assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
 
 
@@ -562,14 +563,14 @@ def test_a_run_diverging_later_keeps_the_last_finite_checkpoint(
     argv = ["train", "--data", small, "--hidden", "8", "--epochs", "2", "--out", out_dir]
     assert run(capsys, *argv)[0] == 0
     before = xpnet.load(out_dir, backend="numpy").state_dict()
-    real = xpnet.cli.fit
+    real = xpnet.cli.train.fit
 
     def poisoned(net, *args, **kwargs):  # weights that overflow: epoch 3's loss is not finite
         for p in net.parameters().values():
             p[...] = np.float32(3e38)
         return real(net, *args, **kwargs)
 
-    monkeypatch.setattr("xpnet.cli.fit", poisoned)
+    monkeypatch.setattr("xpnet.cli.train.fit", poisoned)
     err = one_line_error(capsys, "train", "--resume", out_dir, "--epochs", "5", status=3)
     assert "diverged in epoch 3" in err and f"the checkpoint in {out_dir} holds epoch 2" in err
     ck = xpnet.load_checkpoint(out_dir, backend="numpy")
