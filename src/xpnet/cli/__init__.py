@@ -10,10 +10,13 @@ interrupted (Ctrl-C).
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Sequence
 
+from ..distributed import CommunicatorError
+from . import parallel
 from .config import DEFAULTS
-from .errors import COMMANDS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from .errors import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info
@@ -38,14 +41,15 @@ __all__ = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status is 0 done, 1 gradcheck failed, 2 a user mistake (one
-    line on stderr), 3 training diverged, 130 interrupted. Bugs raise, with their traceback."""
+    line on stderr), 3 training diverged, 130 interrupted. Bugs raise, with their traceback.
+    Under a launcher (`mpiexec -n N xpnet train`) an error on any rank ends every rank."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return args.run(args) or EXIT_OK
     except UsageError as err:
         return _fail(_command(argv), err)
-    except (ValueError, OSError) as err:  # DataError, BackendError, CheckpointError, files
+    except (ValueError, OSError, CommunicatorError) as err:  # DataError, BackendError, ...
         return _fail(_command(argv), err)
     except MemoryError:  # what the up-front estimate did not foresee
         return _fail(
@@ -53,8 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             UsageError("out of memory; use a smaller net (--hidden), batch or dataset"),
         )
     except KeyboardInterrupt:
-        print("xpnet: interrupted", file=sys.stderr)
+        parallel.before_report()
+        print(f"xpnet: interrupted{parallel.where()}", file=sys.stderr)
+        parallel.end_job(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug: in a group, its traceback and the end of every rank
+        if parallel.where():
+            traceback.print_exc()
+            print(f"{_command(argv)}: internal error{parallel.where()}", file=sys.stderr)
+            parallel.end_job(EXIT_FAILED)
+        raise
 
 
 def _command(argv: Sequence[str]) -> str:
@@ -64,9 +76,13 @@ def _command(argv: Sequence[str]) -> str:
 
 
 def _fail(command: str, err: BaseException, status: int = EXIT_USAGE) -> int:
+    """Say what went wrong in one line (naming the rank in a group) and return `status`; in a
+    group, end every rank with it."""
     if isinstance(err, OSError) and err.strerror:
         message = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
     else:
         message = str(err)
-    print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
+    parallel.before_report()
+    print(f"{command}: error{parallel.where()}: {' '.join(message.split())}", file=sys.stderr)
+    parallel.end_job(status)
     return status

@@ -16,6 +16,7 @@ from ..backend import available_memory, get_backend, host_available_memory
 from ..checkpoint import Checkpoint, read_checkpoint
 from ..data import BUILTIN, train_test_split
 from ..model import MLP
+from . import parallel
 from .errors import UsageError
 
 __all__ = [
@@ -104,7 +105,7 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
     if args.backend is not None and args.device is None:
         options["device"] = None  # the stored device belongs to the stored backend
     options.update({k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None})
-    ck = stored.load(options["backend"], options["device"])
+    ck = stored.load(options["backend"], _placement(options))
     if ck.optimizer is None:  # saved by xpnet.save without optimizer=: fit would start afresh
         raise UsageError(
             f"{args.resume} holds no optimizer state, so it cannot resume; train a new run"
@@ -139,6 +140,15 @@ def _stored_options(options: Any, run: Path) -> dict[str, Any]:
     return {**ABSENT, **options}
 
 
+def _placement(options: dict[str, Any]) -> Any:
+    """The device this process trains on: the options' device; in a data-parallel group on
+    GPUs, GPU `local_rank` unless the options name one (the saved options keep the user's)."""
+    if not parallel.where():
+        return options["device"]
+    backend = get_backend(options["backend"] or "auto", options["device"])
+    return parallel.rank_device(backend.name, options["device"])
+
+
 def _build_net(options: dict[str, Any], data: Any, dtype: str) -> MLP:
     """A fresh MLP from the options, as wide as the data's features and classes."""
     return MLP(
@@ -146,7 +156,7 @@ def _build_net(options: dict[str, Any], data: Any, dtype: str) -> MLP:
         hidden=options["activation"],
         output=OUTPUT_FOR_LOSS[options["loss"]],
         backend=options["backend"],
-        device=options["device"],
+        device=_placement(options),
         dtype=dtype,
         seed=options["seed"],
     )

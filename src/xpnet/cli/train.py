@@ -14,10 +14,12 @@ import numpy as np
 from .. import plots
 from ..checkpoint import FILENAME, save
 from ..data import load_dataset, train_test_split
+from ..distributed import Communicator
 from ..losses import LOSSES
 from ..optim import OPTIMIZERS
 from ..scoring import evaluate
 from ..train import History, fit
+from . import parallel
 from .config import (
     LEARNING_RATES,
     SPLIT_SEED,
@@ -38,9 +40,14 @@ __all__ = ["cmd_train"]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train and save a run. Under a launcher (`mpiexec -n N xpnet train ...`) every rank runs
+    this with the same data, and trains its shard of each batch (`fit(comm=...)`); rank 0
+    alone prints and writes the run directory."""
+    group = parallel.join()
+    lead = group.rank == 0
     if args.resume is not None:
         options, ck = _resume_options(args)
-        out = args.resume
+        out: Path | None = args.resume
     else:
         options, ck = _options(args), None
         options["lr"] = options["lr"] or LEARNING_RATES[options["optimizer"]]
@@ -67,30 +74,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         net, history, start = ck.net, History(ck.history), ck.epoch
         assert ck.optimizer is not None  # _resume_options refuses a run without one
         optimizer = ck.optimizer
+    group = parallel.gpu_communicator(group, net.backend.name)
+    threads = parallel.limit_threads()
     counts = f"{len(fit_set)} train / " + (
         "" if val_set is None else f"{len(val_set)} validation / "
     )
-    print(
+    say = print if lead else _silent
+    say(
         f"{data.name}: {counts}{len(test_set)} test samples{_flattened(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP, {options['loss']}, "
         f"{options['optimizer']} lr {options['lr']}, batch {options['batch_size']}; "
         f"{net.backend.name} on {net.backend.device}, {net.dtype_name}"
         + (f"; resuming at epoch {start}" if start else "")
+        + _group_note(group, threads)
     )
-    out = out or _new_run_dir(Path(options["data"]).stem)  # made once the setup is known good
-    out.mkdir(parents=True, exist_ok=True)
+    group.barrier()  # every rank's setup is good (or a failed one has ended the job)
+    if lead:  # made once the setup is known good, by rank 0 alone
+        out = out or _new_run_dir(Path(options["data"]).stem)
+        out.mkdir(parents=True, exist_ok=True)
     diverged: list[int] = []
 
     def guard(epoch: int, record: dict[str, float]) -> bool:
-        """Stop at the first epoch whose loss (or any other number) is not finite."""
+        """Stop at the first epoch whose loss (or any other number) is not finite (the same
+        epoch on every rank: their records hold the group's loss)."""
         if not all(math.isfinite(v) for v in record.values()):
             diverged.append(epoch)
         return bool(diverged)
 
     def checkpoint(epoch: int, record: dict[str, float]) -> None:
         """After every good epoch, so an interrupted run can be resumed (a diverged epoch is
-        not saved: the last checkpoint stays the last finite net)."""
-        if diverged:
+        not saved: the last checkpoint stays the last finite net); by rank 0 alone."""
+        if diverged or out is None or not lead:
             return
         save(
             net,
@@ -119,10 +133,45 @@ def cmd_train(args: argparse.Namespace) -> int:
             callbacks=[guard, checkpoint],  # in this order: guard first
             initial_epoch=start,
             history=history,
+            comm=group,
         )
+        if not lead or out is None:  # the other ranks are done: rank 0 writes the run
+            group.barrier()
+            return EXIT_DIVERGED if diverged else EXIT_OK
         test = None if diverged else evaluate(net, test_set.X, test_set.y, loss=loss)
+    splits = (fit_set, val_set, test_set)
+    status = _finish(history, test, net, options, out, diverged, splits, group.size)
+    group.barrier()  # the others wait for the run to be written
+    return status
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """print for the ranks that do not print."""
+
+
+def _group_note(group: Communicator, threads: int | None) -> str:
+    """The header's note on data-parallel training."""
+    if group.size == 1:
+        return ""
+    limit = f", {threads} thread{'s' * (threads != 1)} each" if threads else ""
+    return f"; data-parallel on {group.size} processes ({type(group).__name__}{limit})"
+
+
+def _finish(
+    history: History,
+    test: dict[str, float] | None,
+    net: Any,
+    options: dict[str, Any],
+    out: Path,
+    diverged: list[int],
+    splits: tuple[Any, Any, Any],
+    processes: int,
+) -> int:
+    """Write metrics.json, history.csv and the curves, and say how the run went."""
+    fit_set, val_set, test_set = splits
     n_val = 0 if val_set is None else len(val_set)
     metrics = _metrics(history, test, net, options, len(fit_set), n_val, len(test_set))
+    metrics["processes"] = processes
     _write_json(out / "metrics.json", metrics)
     _write_history(out / "history.csv", history)
     if diverged:
