@@ -16,11 +16,14 @@ from ..backend import available_memory, get_backend, host_available_memory
 from ..checkpoint import Checkpoint, read_checkpoint
 from ..data import BUILTIN, train_test_split
 from ..model import MLP
+from ..optim import OPTIMIZERS, Optimizer
+from ..optim.schedules import SCHEDULES, Cosine, Schedule
 from . import parallel
 from .errors import UsageError
 
 __all__ = [
     "ABSENT",
+    "DECAY",
     "DEFAULTS",
     "LEARNING_RATES",
     "OPTIMIZER_SLOTS",
@@ -48,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "seed": 0,
     "val_fraction": 0.1,
+    "weight_decay": None,  # the optimizer's: 0.01 for adamw, else 0 (L2 on the weights)
+    "clip_norm": None,  # no clipping
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "early_stopping": None,  # patience in epochs; None: train all --epochs
 }
 
 
@@ -55,13 +63,23 @@ DEFAULTS: dict[str, Any] = {
 # version that saved it (not today's default). Runs saved before --val-fraction validated on
 # the test split and trained on all of the training part: val_fraction 0 keeps that training
 # set. `data_sha256` is recorded with the run (not an option): absent, nothing is checked.
-ABSENT: dict[str, Any] = {"val_fraction": 0.0, "data_sha256": None}
+ABSENT: dict[str, Any] = {
+    "val_fraction": 0.0,
+    "data_sha256": None,
+    # before the training toolkit (issue 9): no decay, no clipping, a constant rate, no stopping
+    "weight_decay": 0.0,
+    "clip_norm": None,
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "early_stopping": None,
+}
 
 
 RECORDED = ("data_sha256",)  # stored in a run's options beside DEFAULTS' keys
 
 
-LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01}
+LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01, "adamw": 0.01}
+DECAY = {"adamw": 0.01}  # --weight-decay's default by optimizer (others: 0)
 
 
 OUTPUT_FOR_LOSS = {"softmax_ce": "identity", "sse": "sigmoid", "mse": "sigmoid", "bce": "sigmoid"}
@@ -73,7 +91,7 @@ RESUMABLE = ("epochs", "backend", "device")  # what `--resume` may change
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # one fixed held-out split, whatever the model's seed
 
 
-OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}  # state arrays per parameter
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state arrays per parameter
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,7 +116,7 @@ def _resume_options(args: argparse.Namespace) -> tuple[dict[str, Any], Checkpoin
         name = "--" + (fixed[0] if fixed else "out").replace("_", "-")
         raise UsageError(
             f"{name} cannot change when resuming: --resume continues the run as it was set up "
-            "(only --epochs, --backend and --device may be given)"
+            "(only --epochs, --backend, --device, --quiet and --log-every may be given)"
         )
     stored = read_checkpoint(args.resume)  # read once: its options say where to load it
     options = _stored_options(stored.metadata.get("options"), args.resume)
@@ -138,6 +156,23 @@ def _stored_options(options: Any, run: Path) -> dict[str, Any]:
             "`xpnet train` and cannot resume"
         )
     return {**ABSENT, **options}
+
+
+def _optimizer(options: dict[str, Any]) -> Optimizer:
+    """A fresh optimizer from the options: its rate, weight decay, clipping and schedule."""
+    warmup = options["warmup_epochs"]
+    name = options["lr_schedule"]
+    schedule: Schedule = (
+        Cosine(epochs=max(1, options["epochs"] - warmup), warmup_epochs=warmup)
+        if name == "cosine"
+        else SCHEDULES[name](warmup_epochs=warmup)
+    )
+    return OPTIMIZERS[options["optimizer"]](
+        lr=options["lr"],
+        weight_decay=options["weight_decay"],
+        clip_norm=options["clip_norm"],
+        schedule=schedule,
+    )
 
 
 def _placement(options: dict[str, Any]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -16,12 +17,13 @@ from ..model import MLP
 from ..scoring import evaluate, predict, predicted_labels
 from .config import SPLIT_SEED, TEST_FRACTION, _check_same_data
 from .errors import UsageError
+from .runs import BEST
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    ck = load_checkpoint(args.run_dir, args.backend, args.device)
+    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
     options = ck.metadata.get("options")
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
     if args.data is not None:
@@ -43,12 +45,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _model(run: Path) -> Path:
+    """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
+    else its checkpoint (the last epoch's; a .safetensors file is itself)."""
+    return run / BEST if (run / BEST).is_file() else run
+
+
 def _default_loss(net: MLP) -> str:
     return "softmax_ce" if net.output == "identity" else "sse"
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    net = load_checkpoint(args.run_dir, args.backend, args.device).net
+    net = load_checkpoint(_model(args.run_dir), args.backend, args.device).net
     X = load_inputs(args.inputs)
     Y = predict(net, X)
     labels = to_numpy(predicted_labels(Y, net.backend.xp))

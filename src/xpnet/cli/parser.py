@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from ..data import BUILTIN
 from ..losses import LOSSES
 from ..model import HIDDEN
 from ..optim import OPTIMIZERS
+from ..optim.schedules import SCHEDULES
 from .config import LEARNING_RATES
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
@@ -51,6 +53,16 @@ def _nonnegative_int(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
@@ -123,12 +135,54 @@ def build_parser() -> Parser:
         help="fraction of the training part held out for validation (per-epoch val_ columns; "
         "0: none); default: 0.1. The test split is scored once, at the end",
     )
+    train.add_argument(
+        "--weight-decay",
+        type=_nonnegative_float,
+        metavar="W",
+        help="L2 penalty on the weights (not the biases); decoupled with --optimizer adamw; "
+        "default: 0 (adamw: 0.01)",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=_positive(float),
+        metavar="C",
+        help="scale each step's whole gradient down to this Euclidean norm; default: none",
+    )
+    train.add_argument(
+        "--lr-schedule",
+        choices=list(SCHEDULES),
+        help="learning rate per epoch: constant, step (x0.1 every 10 epochs), cosine (to 0 at "
+        "the last epoch), plateau (x0.1 after 5 epochs without a better validation loss); "
+        "default: constant",
+    )
+    train.add_argument(
+        "--warmup-epochs",
+        type=_nonnegative_int,
+        metavar="N",
+        help="raise the learning rate linearly over the first N epochs; default: 0",
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=_positive(int),
+        metavar="N",
+        help="stop after N epochs without a better validation loss and keep the best "
+        "epoch's weights; default: off",
+    )
     train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
     train.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
         help="continue the run in DIR until it has --epochs epochs in total",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
+    )
+    train.add_argument(
+        "--log-every",
+        type=_positive(int),
+        metavar="K",
+        help="when stderr is no terminal (a log file, CI), one line every K epochs; default: 1",
     )
 
     ev = commands.add_parser("evaluate", help="loss and accuracy of a saved run")

@@ -16,7 +16,9 @@ from ..files import write_atomic
 from ..model import MLP
 from ..train import History
 
-__all__: list[str] = []
+__all__ = ["BEST"]
+
+BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
 
 
 def _new_run_dir(name: str, root: Path = Path("runs")) -> Path:
