@@ -58,7 +58,13 @@ def read_history(path):
 # -- train ------------------------------------------------------------------------------------
 def test_train_writes_the_run(trained_run, small):
     files = sorted(p.name for p in trained_run.iterdir())
-    assert files == ["checkpoint.safetensors", "curves.png", "history.csv", "metrics.json"]
+    assert files == [
+        "checkpoint.safetensors",
+        "config.json",
+        "curves.png",
+        "history.csv",
+        "metrics.json",
+    ]
     assert (trained_run / "curves.png").read_bytes().startswith(PNG)
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["backend"] == "numpy" and metrics["device"] == "cpu"
@@ -309,6 +315,7 @@ def test_without_matplotlib_everything_else_is_written(capsys, tmp_path, monkeyp
     assert status == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint.safetensors",
+        "config.json",
         "history.csv",
         "metrics.json",
     ]

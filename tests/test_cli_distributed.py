@@ -5,6 +5,7 @@ when a rank fails; in-process tests cover the error line and the per-rank device
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -78,10 +79,13 @@ def test_two_ranks_train_as_one_process_and_write_one_run(small, tmp_path, capsy
     assert len(runs) == 1, runs  # rank 0 alone made and wrote it
     assert sorted(p.name for p in runs[0].iterdir()) == [
         "checkpoint.safetensors",
+        "config.json",
         "curves.png",
         "history.csv",
         "metrics.json",
     ]
+    assert json.loads((runs[0] / "config.json").read_text())["processes"] == 2
+    assert json.loads((runs[0] / "metrics.json").read_text())["processes"] == 2
     # rank 0 alone printed: one header, one result, one "saved in"
     assert done.stdout.count("data-parallel on 2 processes (MPI") == 1
     assert re.search(r"\(MPI, \d+ threads? each\)", done.stdout), done.stdout

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 
 import numpy as np
 import pytest
 
 import xpnet
+import xpnet.cli.train
 from xpnet.cli import main
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.optim import SGD
@@ -160,3 +162,89 @@ def test_off_a_terminal_each_epoch_is_one_log_line(capsys, small, tmp_path):
     # --quiet and --log-every are not part of the run: they may be given on resume
     status, _, err = run(capsys, "train", "--resume", tmp_path / "c", "--epochs", "6", "--quiet")
     assert (status, err) == (0, "")
+
+
+# -- readable runs and Ctrl-C (issue 9, items 8 and 9) ------------------------------------------
+def test_ctrl_c_writes_the_run_and_prints_the_exact_resume_command(
+    capsys, small, tmp_path, monkeypatch
+):
+    argv = ["train", "--data", small, "--hidden", "8", "--dtype", "float64", "--epochs", "5"]
+    assert run(capsys, *argv, "--out", tmp_path / "whole", "--quiet")[0] == 0
+    real = xpnet.cli.train.fit
+
+    def interrupted_in_epoch_3(*args, **kwargs):
+        def ctrl_c(epoch, record):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+        kwargs["callbacks"] = [*kwargs["callbacks"], ctrl_c]  # after the checkpoint's
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("xpnet.cli.train.fit", interrupted_in_epoch_3)
+    out_dir = tmp_path / "my run"
+    status, _, err = run(capsys, *argv, "--out", out_dir, "--quiet")
+    assert status == 130 and len(err.splitlines()) == 1
+    command = f"xpnet train --resume '{out_dir}' --epochs 5"
+    assert err.rstrip().endswith(f"continue with: {command}"), err
+    assert f"the checkpoint in {out_dir} holds epoch 2" in err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert (metrics["interrupted"], metrics["diverged"], metrics["epochs"]) == (True, False, 2)
+    assert metrics["test_accuracy"] is None
+    assert [r["epoch"] for r in history(out_dir)] == ["1", "2"]
+    monkeypatch.setattr("xpnet.cli.train.fit", real)
+    status, _, _ = run(capsys, *shlex.split(command)[1:], "--quiet")  # as printed
+    assert status == 0
+    a = xpnet.load(tmp_path / "whole", backend="numpy").state_dict()
+    b = xpnet.load(out_dir, backend="numpy").state_dict()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert json.loads((out_dir / "metrics.json").read_text())["interrupted"] is False
+
+
+def test_every_run_has_a_config_json(capsys, small, tmp_path):
+    argv = ["train", "--data", small, "--hidden", "8", "--epochs", "1", "--weight-decay", "0.5"]
+    assert run(capsys, *argv, "--out", tmp_path / "r")[0] == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    options = xpnet.load_checkpoint(tmp_path / "r", backend="numpy").metadata["options"]
+    assert config["options"] == options
+    assert config["options"]["weight_decay"] == 0.5 and config["options"]["data"] == str(small)
+    assert len(config["options"]["data_sha256"]) == 64
+    assert config["parameters"] == 610 and config["net"]["sizes"] == [64, 8, 10]
+    assert config["versions"]["numpy"] == np.__version__ and config["processes"] == 1
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["options"]["epochs"] == 2
+
+
+def test_info_on_a_run_prints_its_layers_and_parameters(capsys, small, tmp_path):
+    argv = ["train", "--data", small, "--hidden", "8,5", "--epochs", "1", "--out", tmp_path / "r"]
+    assert run(capsys, *argv)[0] == 0
+    status, out, err = run(capsys, "info", tmp_path / "r")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{tmp_path / 'r'}: 64 -> 8 -> 5 -> 10 MLP, float32, 1 epoch")
+    # (64 + 1) * 8 = 520, (8 + 1) * 5 = 45, (5 + 1) * 10 = 60
+    assert lines[2].split()[:6] == ["1", "64", "->", "8", "sigmoid", "520"]
+    assert lines[3].split()[:6] == ["2", "8", "->", "5", "sigmoid", "45"]
+    assert lines[4].split()[:6] == ["3", "5", "->", "10", "identity", "60"]
+    assert lines[5].split() == ["total", "625"]
+    assert run(capsys, "info", tmp_path / "none")[0] == 2
+
+
+def test_predict_writes_probabilities_and_labels(capsys, small, tmp_path):
+    argv = ["train", "--data", small, "--hidden", "8", "--epochs", "2", "--out", tmp_path / "r"]
+    assert run(capsys, *argv)[0] == 0
+    X = load_digits().X[:7]
+    np.savez(tmp_path / "in.npz", X=X)
+    status, out, _ = run(
+        capsys, "predict", tmp_path / "r", tmp_path / "in.npz", "-o", tmp_path / "p.npz"
+    )
+    assert status == 0 and "probabilities" in out
+    with np.load(tmp_path / "p.npz") as f:
+        P, labels, outputs = f["probabilities"], f["labels"], f["outputs"]
+        assert np.array_equal(f["y"], labels)
+    net = xpnet.load(tmp_path / "r", backend="numpy")
+    Z = xpnet.to_numpy(xpnet.predict(net, X)).astype(np.float64)
+    expected = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(P, expected, rtol=1e-12)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.array_equal(labels, P.argmax(axis=1)) and outputs.shape == (7, 10)

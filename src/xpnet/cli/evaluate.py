@@ -60,7 +60,31 @@ def cmd_predict(args: argparse.Namespace) -> None:
     X = load_inputs(args.inputs)
     Y = predict(net, X)
     labels = to_numpy(predicted_labels(Y, net.backend.xp))
+    outputs = to_numpy(Y)
     buffer = io.BytesIO()
-    np.savez(buffer, y=labels, outputs=to_numpy(Y))
+    np.savez(
+        buffer,
+        y=labels,
+        labels=labels,
+        probabilities=_probabilities(outputs, net.output),
+        outputs=outputs,
+    )
     write_atomic(args.output, buffer.getvalue())
-    print(f"{len(X)} predictions -> {args.output} (y: class labels, outputs: the net's outputs)")
+    print(
+        f"{len(X)} predictions -> {args.output} (labels (also y): class labels, probabilities: "
+        "per class, outputs: the net's outputs)"
+    )
+
+
+def _probabilities(outputs: np.ndarray, output: str) -> np.ndarray:
+    """Class probabilities from the net's outputs: softmax of a linear output (the softmax
+    cross-entropy nets); several sigmoid outputs scaled to sum to 1; a single output, the
+    probability of class 1 (a sigmoid's value, or the sigmoid of a linear output)."""
+    Z = outputs.astype(np.float64)
+    if Z.shape[1] == 1:
+        return Z if output == "sigmoid" else 1.0 / (1.0 + np.exp(-Z))
+    if output == "identity":
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True)
+    total = Z.sum(axis=1, keepdims=True)
+    return np.divide(Z, total, out=np.full_like(Z, 1.0 / Z.shape[1]), where=total > 0)

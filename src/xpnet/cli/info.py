@@ -6,13 +6,17 @@ import argparse
 import importlib.metadata
 import platform
 import sys
+from pathlib import Path
 
 from ..backend import available_backends
+from ..checkpoint import load_checkpoint
 
 __all__ = ["cmd_info"]
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    if args.run_dir is not None:
+        return _summary(args.run_dir)
     print(f"xpnet {_version('xpnet')}, Python {platform.python_version()} ({sys.platform})")
     packages = ["numpy", "array-api-compat", "array-api-extra", "array-api-strict", "torch"]
     packages += ["cupy-cuda12x", "cupy-cuda13x", "tqdm", "safetensors", "matplotlib"]
@@ -57,3 +61,25 @@ def _gpus() -> list[str]:
                 for i in range(torch.cuda.device_count())
             ]
     return []
+
+
+def _summary(run: Path) -> None:
+    """A saved net layer by layer: sizes, activation, parameters (each and in all)."""
+    ck = load_checkpoint(run, "numpy")
+    net, params = ck.net, ck.net.parameters()
+    optimizer = "" if ck.optimizer is None else f", {ck.optimizer.name} (step {ck.optimizer.t})"
+    print(
+        f"{run}: {' -> '.join(map(str, net.sizes))} MLP, {net.dtype_name}, "
+        f"{ck.epoch} epoch{'s' * (ck.epoch != 1)} trained{optimizer}"
+    )
+    print(f"{'layer':<7}{'sizes':<14}{'activation':<12}{'parameters':>12}  arrays")
+    total = 0
+    for i in range(1, len(net.sizes)):
+        W, b = params[f"W{i}"], params[f"b{i}"]
+        count = W.size + b.size
+        total += count
+        activation = net.hidden if i < len(net.sizes) - 1 else net.output
+        shapes = f"W{i} {' x '.join(map(str, W.shape))}, b{i} {' x '.join(map(str, b.shape))}"
+        sizes = f"{net.sizes[i - 1]} -> {net.sizes[i]}"
+        print(f"{i:<7}{sizes:<14}{activation:<12}{count:>12,}  {shapes}")
+    print(f"{'total':<33}{total:>12,}")

@@ -217,6 +217,13 @@ def build_parser() -> Parser:
 
     info = commands.add_parser("info", help="versions, backends and devices")
     info.set_defaults(run=cmd_info)
+    info.add_argument(
+        "run_dir",
+        nargs="?",
+        type=Path,
+        metavar="DIR",
+        help="a run directory or .safetensors file: its net layer by layer, with parameters",
+    )
 
     gc = commands.add_parser("gradcheck", help="backward vs finite differences, per parameter")
     gc.set_defaults(run=cmd_gradcheck)

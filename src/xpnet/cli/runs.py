@@ -106,11 +106,13 @@ def _write_history(path: Path, history: History) -> None:
     write_atomic(path, text.getvalue().encode())
 
 
-def _draw(plot: Callable[..., None], data: Any, path: Path) -> bool:
-    """Draw with matplotlib if it is installed; otherwise say in one line how to get it."""
+def _draw(plot: Callable[..., None], data: Any, path: Path, quiet: bool = False) -> bool:
+    """Draw with matplotlib if it is installed; otherwise say in one line how to get it
+    (unless `quiet`)."""
     try:
         plot(data, path)
     except ImportError:
-        print(f"matplotlib is not installed, so no {path.name}: {plots.INSTALL_HINT}")
+        if not quiet:
+            print(f"matplotlib is not installed, so no {path.name}: {plots.INSTALL_HINT}")
         return False
     return True

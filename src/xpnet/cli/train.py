@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import platform
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -35,7 +37,8 @@ from .config import (
     _sizes,
     _validation_split,
 )
-from .errors import EXIT_DIVERGED, EXIT_OK, UsageError
+from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .info import _version
 from .runs import BEST, _draw, _metrics, _new_run_dir, _percent, _write_history, _write_json
 
 __all__ = ["cmd_train"]
@@ -103,7 +106,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lead:  # made once the setup is known good, by rank 0 alone
         out = out or _new_run_dir(Path(options["data"]).stem)
         out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", _config(options, net, group.size))
     diverged: list[int] = []
+    saved = [start]  # the epoch the checkpoint holds
 
     def guard(epoch: int, record: dict[str, float]) -> bool:
         """Stop at the first epoch whose loss (or any other number) is not finite (the same
@@ -131,6 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=options["seed"],
             history=history.records,
         )
+        saved[0] = epoch
 
     every = args.log_every or 1
     logging = lead and not args.quiet and not sys.stderr.isatty()
@@ -143,23 +149,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss = LOSSES[options["loss"]]()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a NaN: guarded
-        fit(
-            net,
-            fit_set.X,
-            fit_set.y,
-            loss=loss,
-            optimizer=optimizer,
-            epochs=options["epochs"],
-            batch_size=options["batch_size"],
-            seed=options["seed"],
-            validation=None if val_set is None else (val_set.X, val_set.y),
-            progress=sys.stderr.isatty() and not args.quiet,
-            callbacks=[guard, checkpoint, log],  # in this order: guard first
-            initial_epoch=start,
-            history=history,
-            comm=group,
-            early_stopping=stopper,
-        )
+        try:
+            fit(
+                net,
+                fit_set.X,
+                fit_set.y,
+                loss=loss,
+                optimizer=optimizer,
+                epochs=options["epochs"],
+                batch_size=options["batch_size"],
+                seed=options["seed"],
+                validation=None if val_set is None else (val_set.X, val_set.y),
+                progress=sys.stderr.isatty() and not args.quiet,
+                callbacks=[guard, checkpoint, log],  # in this order: guard first
+                initial_epoch=start,
+                history=history,
+                comm=group,
+                early_stopping=stopper,
+            )
+        except KeyboardInterrupt:
+            splits = (fit_set, val_set, test_set)
+            return _interrupted(history, saved[0], net, options, out, splits, group, stopper)
         last = len(history)
         if (
             logging
@@ -228,6 +238,72 @@ def _training_note(options: dict[str, Any]) -> str:
     return "".join(f", {n}" for n in notes)
 
 
+def _config(options: dict[str, Any], net: Any, processes: int) -> dict[str, Any]:
+    """config.json: every option of the run (data path and SHA-256 among them), the net, the
+    number of processes and the versions that trained it."""
+    library = {"array_api_strict": "array-api-strict"}.get(net.backend.name, net.backend.name)
+    return {
+        "options": options,
+        "net": net.config(),
+        "parameters": _count(net),
+        "processes": processes,
+        "versions": {
+            "xpnet": _version("xpnet"),
+            "python": platform.python_version(),
+            "numpy": _version("numpy"),
+            library: _version(library),
+        },
+    }
+
+
+def _interrupted(
+    history: History,
+    saved: int,
+    net: Any,
+    options: dict[str, Any],
+    out: Path | None,
+    splits: tuple[Any, Any, Any],
+    group: Communicator,
+    stopper: EarlyStopping | None,
+) -> int:
+    """Ctrl-C: write history.csv, metrics.json (marked interrupted) and the curves for the
+    epochs the checkpoint holds, say the exact command that continues the run, exit 130."""
+    if group.rank != 0 or out is None:
+        return EXIT_INTERRUPTED
+    if saved == 0:
+        print(
+            "xpnet train: interrupted in epoch 1, before any epoch was saved; nothing to resume",
+            file=sys.stderr,
+        )
+    else:
+        kept = History(history.records[:saved])
+        fit_set, val_set, test_set = splits
+        n_val = 0 if val_set is None else len(val_set)
+        metrics = _metrics(kept, None, net, options, len(fit_set), n_val, len(test_set))
+        metrics.update(
+            diverged=False,
+            interrupted=True,
+            processes=group.size,
+            best_epoch=None if stopper is None else stopper.best_epoch,
+            stopped_early=False,
+        )
+        _write_json(out / "metrics.json", metrics)
+        _write_history(out / "history.csv", kept)
+        _draw(plots.plot_curves, kept.records, out / "curves.png", quiet=True)
+        launcher = f"mpiexec -n {group.size} " if group.size > 1 else ""
+        command = (
+            f"{launcher}xpnet train --resume {shlex.quote(str(out))} --epochs {options['epochs']}"
+        )
+        print(
+            f"xpnet train: interrupted in epoch {saved + 1}; the checkpoint in {out} holds "
+            f"epoch {saved} (history.csv and metrics.json say how it went); continue with: "
+            f"{command}",
+            file=sys.stderr,
+        )
+    parallel.end_job(EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     """print for the ranks that do not print."""
 
@@ -255,6 +331,7 @@ def _finish(
     n_val = 0 if val_set is None else len(val_set)
     metrics = _metrics(history, test, net, options, len(fit_set), n_val, len(test_set))
     metrics["processes"] = processes
+    metrics["interrupted"] = False
     metrics["best_epoch"] = history.best_epoch
     metrics["stopped_early"] = not diverged and len(history) < options["epochs"]
     _write_json(out / "metrics.json", metrics)
