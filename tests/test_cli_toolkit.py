@@ -248,3 +248,37 @@ def test_predict_writes_probabilities_and_labels(capsys, small, tmp_path):
     np.testing.assert_allclose(P, expected, rtol=1e-12)
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
     assert np.array_equal(labels, P.argmax(axis=1)) and outputs.shape == (7, 10)
+
+
+# -- datasets (issue 9, item 6) -----------------------------------------------------------------
+def test_test_data_is_scored_instead_of_a_split(capsys, small, tmp_path):
+    digits = load_digits()
+    np.savez(tmp_path / "test.npz", X=digits.X[300:400], y=digits.y[300:400])
+    argv = ["train", "--data", small, "--test-data", tmp_path / "test.npz", "--hidden", "8"]
+    status, out, _ = run(capsys, *argv, "--epochs", "2", "--out", tmp_path / "r", "--quiet")
+    assert status == 0 and "270 train / 30 validation / 100 test samples (from test)" in out
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (270, 30, 100)
+    net = xpnet.load(tmp_path / "r", backend="numpy")
+    scored = xpnet.evaluate(
+        net, digits.X[300:400], digits.y[300:400], loss=xpnet.SoftmaxCrossEntropyLoss()
+    )
+    assert metrics["test_accuracy"] == scored["accuracy"]
+    status, out, _ = run(capsys, "evaluate", tmp_path / "r")
+    assert (
+        status == 0
+        and f"(the run's --test-data, 100): accuracy {100 * scored['accuracy']:.2f} %" in out
+    )
+    # the test file is part of the run: it may not change, nor be changed on resume
+    np.savez(tmp_path / "test.npz", X=digits.X[400:500], y=digits.y[400:500])
+    status, _, err = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "3")
+    assert status == 2 and "changed since the run" in err and "test.npz" in err
+
+
+def test_test_data_of_another_shape_is_refused_in_one_line(capsys, small, tmp_path):
+    np.savez(tmp_path / "other.npz", X=np.zeros((5, 3)), y=np.arange(5) % 2)
+    argv = ["train", "--data", small, "--test-data", tmp_path / "other.npz"]
+    status, _, err = run(capsys, *argv, "--out", tmp_path / "r")
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "has 3 features per sample but --data" in err and "has 64" in err
+    assert not (tmp_path / "r").exists()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backend import available_memory, get_backend, host_available_memory
 from ..checkpoint import Checkpoint, read_checkpoint
-from ..data import BUILTIN, train_test_split
+from ..data import BUILTIN, load_dataset, train_test_split
 from ..model import MLP
 from ..optim import OPTIMIZERS, Optimizer
 from ..optim.schedules import SCHEDULES, Cosine, Schedule
@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_schedule": "constant",
     "warmup_epochs": 0,
     "early_stopping": None,  # patience in epochs; None: train all --epochs
+    "test_data": None,  # a file to test on; None: the fixed 80/20 split of --data
 }
 
 
@@ -72,10 +73,12 @@ ABSENT: dict[str, Any] = {
     "lr_schedule": "constant",
     "warmup_epochs": 0,
     "early_stopping": None,
+    "test_data": None,
+    "test_data_sha256": None,
 }
 
 
-RECORDED = ("data_sha256",)  # stored in a run's options beside DEFAULTS' keys
+RECORDED = ("data_sha256", "test_data_sha256")  # stored in a run's options beside DEFAULTS' keys
 
 
 LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01, "adamw": 0.01}
@@ -98,8 +101,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The command's net and training options, defaults filled in, data paths made absolute
     (so that a resumed run finds its data from any directory)."""
     options = {k: _given(args, k, v) for k, v in DEFAULTS.items() if hasattr(args, k)}
-    if options["data"] not in BUILTIN:
-        options["data"] = str(Path(options["data"]).expanduser().absolute())
+    for key in ("data", "test_data"):
+        if options.get(key) is not None and options[key] not in BUILTIN:
+            options[key] = str(Path(options[key]).expanduser().absolute())
     return options
 
 
@@ -221,16 +225,38 @@ def _data_digest(data: Any, spec: str) -> str | None:
     return h.hexdigest()
 
 
-def _check_same_data(data: Any, options: dict[str, Any], run: Path, action: str) -> None:
-    """Refuse to go on with a run whose data file changed since the run started (runs that did
-    not record a digest are not checked)."""
-    recorded = options.get("data_sha256")
-    if recorded is not None and recorded != _data_digest(data, options["data"]):
+def _check_same_data(
+    data: Any, options: dict[str, Any], run: Path, action: str, key: str = "data"
+) -> None:
+    """Refuse to go on with a run whose data file (`key`: "data", or "test_data") changed
+    since the run started (runs that did not record a digest are not checked)."""
+    recorded = options.get(f"{key}_sha256")
+    if recorded is not None and recorded != _data_digest(data, options[key]):
         raise UsageError(
-            f"the data {options['data']} changed since the run in {run} started (its SHA-256 "
+            f"the data {options[key]} changed since the run in {run} started (its SHA-256 "
             f"differs), so it cannot {action} on it; restore the original data, or start a new "
             "run on this data"
         )
+
+
+def _test_split(options: dict[str, Any], data: Any) -> tuple[Any, Any]:
+    """(the training part, the test set): the fixed 80/20 split of the data, or all of it and
+    the --test-data file, which must have the same features and no class the data lacks."""
+    if options["test_data"] is None:
+        return train_test_split(data, TEST_FRACTION, SPLIT_SEED)
+    test = load_dataset(options["test_data"])
+    if test.n_features != data.n_features:
+        raise UsageError(
+            f"--test-data {options['test_data']} has {test.n_features} features per sample but "
+            f"--data {options['data']} has {data.n_features}; give test data of the same kind"
+        )
+    if test.n_classes > data.n_classes:
+        raise UsageError(
+            f"--test-data {options['test_data']} has labels up to {test.n_classes - 1} but "
+            f"--data {options['data']} only up to {data.n_classes - 1}: the net cannot "
+            "predict them"
+        )
+    return data, test
 
 
 def _check_memory(

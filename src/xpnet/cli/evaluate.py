@@ -28,6 +28,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
     if args.data is not None:
         data, where = load_dataset(args.data), "all samples"
+    elif isinstance(options.get("test_data"), str):
+        data = load_dataset(options["test_data"])
+        _check_same_data(data, options, args.run_dir, "be evaluated", key="test_data")
+        where = "the run's --test-data"
     elif isinstance(options.get("data"), str):
         whole = load_dataset(options["data"])
         _check_same_data(whole, options, args.run_dir, "be evaluated (give --data to use it)")

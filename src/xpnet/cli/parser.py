@@ -168,6 +168,12 @@ def build_parser() -> Parser:
         help="stop after N epochs without a better validation loss and keep the best "
         "epoch's weights; default: off",
     )
+    train.add_argument(
+        "--test-data",
+        metavar="PATH",
+        help="score this file (same kinds as --data) as the test set, and train (and "
+        "validate) on all of --data; default: a fixed 20 %% of --data",
+    )
     train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
     train.add_argument(
         "--resume",

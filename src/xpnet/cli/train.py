@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import plots
 from ..checkpoint import FILENAME, load_checkpoint, save
-from ..data import load_dataset, train_test_split
+from ..data import load_dataset
 from ..distributed import Communicator
 from ..losses import LOSSES
 from ..scoring import evaluate
@@ -25,8 +25,6 @@ from . import parallel
 from .config import (
     DECAY,
     LEARNING_RATES,
-    SPLIT_SEED,
-    TEST_FRACTION,
     _build_net,
     _check_memory,
     _check_same_data,
@@ -35,6 +33,7 @@ from .config import (
     _options,
     _resume_options,
     _sizes,
+    _test_split,
     _validation_split,
 )
 from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -69,7 +68,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         options["data_sha256"] = _data_digest(data, options["data"])
     else:
         _check_same_data(data, options, args.resume, "resume")
-    train_set, test_set = train_test_split(data, TEST_FRACTION, SPLIT_SEED)
+    train_set, test_set = _test_split(options, data)
+    if ck is None:
+        options["test_data_sha256"] = (
+            None if options["test_data"] is None else _data_digest(test_set, options["test_data"])
+        )
+    else:
+        _check_same_data(test_set, options, args.resume, "resume", key="test_data")
     fit_set, val_set = _validation_split(train_set, options["val_fraction"])
     if options["early_stopping"] is not None and val_set is None:
         raise UsageError(
@@ -94,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     say = print if lead else _silent
     say(
-        f"{data.name}: {counts}{len(test_set)} test samples{_flattened(data)}; "
+        f"{data.name}: {counts}{len(test_set)} test samples{_test_note(options, test_set)}"
+        f"{_flattened(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP ({_count(net):,} parameters, "
         f"seed {options['seed']}), {options['loss']}, {options['optimizer']} lr "
         f"{options['lr']}{_training_note(options)}, batch {options['batch_size']}; "
@@ -302,6 +308,11 @@ def _interrupted(
         )
     parallel.end_job(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
+
+
+def _test_note(options: dict[str, Any], test_set: Any) -> str:
+    """The header's note on where the test samples come from, when not from --data."""
+    return "" if options["test_data"] is None else f" (from {test_set.name})"
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
