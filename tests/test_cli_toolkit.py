@@ -282,3 +282,37 @@ def test_test_data_of_another_shape_is_refused_in_one_line(capsys, small, tmp_pa
     assert status == 2 and len(err.splitlines()) == 1
     assert "has 3 features per sample but --data" in err and "has 64" in err
     assert not (tmp_path / "r").exists()
+
+
+def write_idx(folder, prefix, n, seed):
+    """A tiny MNIST-style pair of IDX files: n 4 x 4 images of 3 classes, and their labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = (rng.random((n, 4, 4)) * 60 + y[:, None, None] * 60).astype(np.uint8)
+    for name, a in ((f"{prefix}-images-idx3-ubyte", X), (f"{prefix}-labels-idx1-ubyte", y)):
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+        (folder / name).write_bytes(header + a.astype(np.uint8).tobytes())
+    return X.reshape(n, 16) / 255.0, y
+
+
+def test_an_idx_directory_tests_on_its_own_t10k_part(capsys, tmp_path):
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    write_idx(idx, "train", 60, 0)
+    X_test, y_test = write_idx(idx, "t10k", 20, 1)
+    argv = ["train", "--data", idx, "--hidden", "4", "--epochs", "2", "--quiet"]
+    status, out, _ = run(capsys, *argv, "--out", tmp_path / "r")
+    assert status == 0 and "54 train / 6 validation / 20 test samples (its own test part" in out
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (54, 6, 20)
+    net = xpnet.load(tmp_path / "r", backend="numpy")
+    scored = xpnet.evaluate(net, X_test, y_test, loss=xpnet.SoftmaxCrossEntropyLoss())
+    assert metrics["test_loss"] == pytest.approx(scored["loss"], rel=1e-6)
+    status, out, _ = run(capsys, "evaluate", tmp_path / "r")
+    assert status == 0 and "(the test split, 20)" in out
+    # a run saved before the own split (no own_split option) resumes with the pooled 80/20
+    ck = xpnet.load_checkpoint(tmp_path / "r", backend="numpy")
+    options = {k: v for k, v in ck.metadata["options"].items() if k != "own_split"}
+    xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=2)
+    status, out, _ = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "3", "--quiet")
+    assert status == 0 and "/ 15 test samples (X stored" in out  # 20 % of 80, stratified

@@ -54,6 +54,8 @@ class Dataset:
     name: str
     n_classes: int
     stored_shape: tuple[int, ...] | None = None  # X's shape as stored, when it was flattened
+    # where the file's own test part starts (MNIST's t10k files after its train files)
+    own_test: int | None = None
 
     @property
     def n_features(self) -> int:
@@ -352,7 +354,8 @@ def _load_idx_dir(path: Path) -> Dataset:
             f"{path}: t10k images are {images[-1].shape[1:]} but train images are "
             f"{images[0].shape[1:]}; use files from the same dataset"
         )
-    return _from_arrays(np.concatenate(images) / 255.0, np.concatenate(labels), path.name)
+    data = _from_arrays(np.concatenate(images) / 255.0, np.concatenate(labels), path.name)
+    return dataclasses.replace(data, own_test=len(images[0])) if len(images) == 2 else data
 
 
 def _find_idx(folder: Path, name: str) -> Path | None:

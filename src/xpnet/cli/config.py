@@ -4,6 +4,7 @@ net and a memory estimate; reading a saved run's options for `--resume`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Sequence
@@ -75,10 +76,13 @@ ABSENT: dict[str, Any] = {
     "early_stopping": None,
     "test_data": None,
     "test_data_sha256": None,
+    "own_split": False,  # IDX directories were pooled and re-split 80/20
 }
 
 
-RECORDED = ("data_sha256", "test_data_sha256")  # stored in a run's options beside DEFAULTS' keys
+# stored in a run's options beside DEFAULTS' keys; own_split: a data set's own test part (MNIST
+# IDX t10k files) is the test set (always so for new runs)
+RECORDED = ("data_sha256", "test_data_sha256", "own_split")
 
 
 LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01, "adamw": 0.01}
@@ -243,6 +247,12 @@ def _test_split(options: dict[str, Any], data: Any) -> tuple[Any, Any]:
     """(the training part, the test set): the fixed 80/20 split of the data, or all of it and
     the --test-data file, which must have the same features and no class the data lacks."""
     if options["test_data"] is None:
+        k = data.own_test
+        if options["own_split"] and k is not None:  # MNIST's own 60,000 / 10,000
+            return (
+                dataclasses.replace(data, X=data.X[:k], y=data.y[:k], own_test=None),
+                dataclasses.replace(data, X=data.X[k:], y=data.y[k:], own_test=None),
+            )
         return train_test_split(data, TEST_FRACTION, SPLIT_SEED)
     test = load_dataset(options["test_data"])
     if test.n_features != data.n_features:

@@ -10,12 +10,12 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..checkpoint import load_checkpoint
-from ..data import load_dataset, load_inputs, train_test_split
+from ..data import load_dataset, load_inputs
 from ..files import write_atomic
 from ..losses import LOSSES
 from ..model import MLP
 from ..scoring import evaluate, predict, predicted_labels
-from .config import SPLIT_SEED, TEST_FRACTION, _check_same_data
+from .config import ABSENT, _check_same_data, _test_split
 from .errors import UsageError
 from .runs import BEST
 
@@ -35,7 +35,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     elif isinstance(options.get("data"), str):
         whole = load_dataset(options["data"])
         _check_same_data(whole, options, args.run_dir, "be evaluated (give --data to use it)")
-        data, where = train_test_split(whole, TEST_FRACTION, SPLIT_SEED)[1], "the test split"
+        data, where = _test_split({**ABSENT, **options}, whole)[1], "the test split"
     else:
         raise UsageError(f"{args.run_dir} does not say what data it was trained on; give --data")
     name = options.get("loss")

@@ -68,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         options["data_sha256"] = _data_digest(data, options["data"])
     else:
         _check_same_data(data, options, args.resume, "resume")
+    if ck is None:
+        options["own_split"] = True
     train_set, test_set = _test_split(options, data)
     if ck is None:
         options["test_data_sha256"] = (
@@ -99,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     say = print if lead else _silent
     say(
-        f"{data.name}: {counts}{len(test_set)} test samples{_test_note(options, test_set)}"
+        f"{data.name}: {counts}{len(test_set)} test samples{_test_note(options, data, test_set)}"
         f"{_flattened(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP ({_count(net):,} parameters, "
         f"seed {options['seed']}), {options['loss']}, {options['optimizer']} lr "
@@ -310,9 +312,13 @@ def _interrupted(
     return EXIT_INTERRUPTED
 
 
-def _test_note(options: dict[str, Any], test_set: Any) -> str:
+def _test_note(options: dict[str, Any], data: Any, test_set: Any) -> str:
     """The header's note on where the test samples come from, when not from --data."""
-    return "" if options["test_data"] is None else f" (from {test_set.name})"
+    if options["test_data"] is not None:
+        return f" (from {test_set.name})"
+    if options["own_split"] and data.own_test is not None:
+        return f" (its own test part, {len(test_set)} samples after the first {data.own_test})"
+    return ""
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
