@@ -98,7 +98,14 @@ VALUES = {
     "--hidden": ["2", "3,2", "0", "a", "2,,3", "-4", "100000000"],
     "--activation": ["sigmoid", "tanh", "relu", "gelu"],
     "--loss": ["softmax_ce", "sse", "mse", "bce", "l1"],
-    "--optimizer": ["sgd", "momentum", "adam", "lbfgs"],
+    "--optimizer": ["sgd", "momentum", "adam", "adamw", "lbfgs"],
+    "--weight-decay": ["0", "0.01", "1e30", "-1", "nan", "x"],
+    "--clip-norm": ["1", "1e-30", "0", "-1", "x"],
+    "--lr-schedule": ["constant", "step", "cosine", "plateau", "linear"],
+    "--warmup-epochs": ["0", "1", "5", "-1", "x"],
+    "--early-stopping": ["1", "3", "0", "x"],
+    "--test-data": ["xor", "digits", "small.npz", "missing.csv", "in.npz"],
+    "--log-every": ["1", "2", "0", "x"],
     "--lr": ["0.1", "1e30", "inf", "nan", "0", "-1", "x"],
     "--epochs": ["1", "2", "0", "-1", "1.5", "x"],
     "--batch-size": ["1", "3", "0", "x"],
@@ -114,7 +121,8 @@ VALUES = {
 }
 OPTIONS = {
     "train": "--data --hidden --activation --loss --optimizer --lr --epochs --batch-size "
-    "--val-fraction --seed --backend --device --dtype".split(),
+    "--val-fraction --seed --backend --device --dtype --weight-decay --clip-norm --lr-schedule "
+    "--warmup-epochs --early-stopping --test-data --log-every".split(),
     "gradcheck": "--data --hidden --activation --loss --seed --backend --device --samples".split(),
     "vanishing": "--depths --width --activations --batch-size --seed --dtype --backend --device "
     "--data".split(),
