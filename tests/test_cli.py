@@ -16,7 +16,8 @@ import pytest
 
 import xpnet
 import xpnet.files
-from xpnet.cli import _new_run_dir, main
+from xpnet.cli import main
+from xpnet.cli.runs import _new_run_dir
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.scoring import predicted_labels
 
@@ -89,7 +90,11 @@ def test_train_prints_a_summary_and_makes_a_new_run_dir(capsys, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
         status, out, err = run(capsys, "train", "--data", "xor", "--epochs", "2")
-        assert status == 0 and err == ""
+        # stderr is no terminal here: one log line per epoch, nothing else
+        assert status == 0 and [line[:10] for line in err.splitlines()] == [
+            "epoch 1/2:",
+            "epoch 2/2:",
+        ]
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all((r / "checkpoint.safetensors").is_file() for r in runs)
     # xor is too small to hold anything out: it trains, validates and tests on its 4 points
@@ -120,7 +125,15 @@ def test_resume_on_another_backend_uses_its_default_device(capsys, tmp_path):
     first = ["--backend", "array_api_strict", "--device", "device1", "--out", tmp_path / "r"]
     assert run(capsys, "train", "--data", "xor", "--epochs", "1", *first)[0] == 0
     status, out, err = run(
-        capsys, "train", "--resume", tmp_path / "r", "--epochs", "2", "--backend", "numpy"
+        capsys,
+        "train",
+        "--resume",
+        tmp_path / "r",
+        "--epochs",
+        "2",
+        "--backend",
+        "numpy",
+        "--quiet",
     )
     assert (status, err) == (0, "") and "numpy on cpu" in out
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
@@ -174,7 +187,7 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
         real(target, data)
 
     real = xpnet.files.write_atomic
-    for module in ("xpnet.cli", "xpnet.plots", "xpnet.checkpoint"):
+    for module in ("xpnet.cli.runs", "xpnet.cli.evaluate", "xpnet.plots", "xpnet.checkpoint"):
         monkeypatch.setattr(f"{module}.write_atomic", recording)
     out = tmp_path / "run"
     assert (
@@ -439,9 +452,9 @@ def test_a_net_too_big_for_memory_is_refused_up_front(capsys, tmp_path, monkeypa
     for command in (["gradcheck", "--hidden"], ["vanishing", "--width"]):
         assert "needs about" in one_line_error(capsys, *command, "100000000")
     # the estimate is against what the device has free: the default net needs a few MiB
-    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: 2**20)
+    monkeypatch.setattr("xpnet.cli.config.available_memory", lambda backend: 2**20)
     assert "but numpy on cpu has 0.000977 GiB free" in one_line_error(capsys, "train")
-    monkeypatch.setattr("xpnet.cli.available_memory", lambda backend: None)  # unknown: go on
+    monkeypatch.setattr("xpnet.cli.config.available_memory", lambda backend: None)  # unknown: go on
     assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
 
 
@@ -524,11 +537,11 @@ def test_a_run_that_recorded_no_digest_resumes_as_before(capsys, tmp_path):
 def test_a_run_with_options_this_version_does_not_know_is_refused(capsys, tmp_path):
     assert run(capsys, "train", "--data", "xor", "--epochs", "1", "--out", tmp_path / "r")[0] == 0
     ck = xpnet.load_checkpoint(tmp_path / "r")
-    options = {**ck.metadata["options"], "weight_decay": 0.1}
+    options = {**ck.metadata["options"], "label_smoothing": 0.1}
     xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=1)
     err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
-    assert "has options this xpnet does not know (weight_decay)" in err and "newer" in err
-    del options["weight_decay"], options["hidden"]
+    assert "has options this xpnet does not know (label_smoothing)" in err and "newer" in err
+    del options["label_smoothing"], options["hidden"]
     xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=1)
     err = one_line_error(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")
     assert "lacks the options hidden" in err
@@ -545,6 +558,7 @@ def test_a_diverging_run_stops_at_once_with_exit_status_3(capsys, small, tmp_pat
     argv = ["--data", small, "--optimizer", "sgd", "--lr", "1e30", "--activation", "relu"]
     out_dir = tmp_path / "r"
     # pytest turns any RuntimeWarning into an error, so none escapes the command either
+    argv += ["--quiet"]  # no per-epoch log lines: the error is all of stderr
     err = one_line_error(capsys, "train", *argv, "--epochs", "10", "--out", out_dir, status=3)
     assert err.startswith("xpnet train: error: training diverged in epoch 1 (loss nan")
     assert "try a lower --lr such as 1e+29" in err and "no checkpoint was saved" in err
@@ -562,15 +576,16 @@ def test_a_run_diverging_later_keeps_the_last_finite_checkpoint(
     argv = ["train", "--data", small, "--hidden", "8", "--epochs", "2", "--out", out_dir]
     assert run(capsys, *argv)[0] == 0
     before = xpnet.load(out_dir, backend="numpy").state_dict()
-    real = xpnet.cli.fit
+    real = xpnet.cli.train.fit
 
     def poisoned(net, *args, **kwargs):  # weights that overflow: epoch 3's loss is not finite
         for p in net.parameters().values():
             p[...] = np.float32(3e38)
         return real(net, *args, **kwargs)
 
-    monkeypatch.setattr("xpnet.cli.fit", poisoned)
-    err = one_line_error(capsys, "train", "--resume", out_dir, "--epochs", "5", status=3)
+    monkeypatch.setattr("xpnet.cli.train.fit", poisoned)
+    argv = ["train", "--resume", out_dir, "--epochs", "5", "--quiet"]
+    err = one_line_error(capsys, *argv, status=3)
     assert "diverged in epoch 3" in err and f"the checkpoint in {out_dir} holds epoch 2" in err
     ck = xpnet.load_checkpoint(out_dir, backend="numpy")
     assert ck.epoch == 2
@@ -621,7 +636,7 @@ def test_a_run_saved_by_xpnet_0_1_resumes_to_the_same_weights(optimizer, capsys,
     run_dir = tmp_path / "old"
     run_dir.mkdir()
     shutil.copy(RUNS_0_1 / f"{optimizer}-epoch2.safetensors", run_dir / "checkpoint.safetensors")
-    status, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "3")
+    status, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "3", "--quiet")
     assert (status, err) == (0, "")
     assert "digits: 1438 train / 359 test samples" in out and "resuming at epoch 2" in out
     got = xpnet.load(run_dir, backend="numpy").state_dict()

@@ -110,7 +110,7 @@ def test_sigmoid_inplace_writes_into_its_input_without_warnings(fast, xp, backen
         _close(x, want, dtype)  # x now holds the result (a JAX array cannot: y is new)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
 def test_activation_backward_matches_generic(fast, xp, backend, dtype, name):
     x = _rand(backend, dtype, 7, 33)
     y = getattr(generic, name)(x, xp)

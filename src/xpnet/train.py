@@ -123,10 +123,10 @@ def _synchronize(net: MLP, optimizer: Optimizer, group: Communicator) -> None:
     """Give every process rank 0's parameters and optimizer state."""
     buffer = net.parameter_buffer
     buffer.store_flat_parameters(group.broadcast(buffer.flat_parameters()))
-    if optimizer.t:
+    if optimizer.t:  # in one order on every process (a checkpoint's order is the loader's)
         state = optimizer.state_dict()
         optimizer.load_state_dict(
-            {k: v if k == "t" else group.broadcast(v) for k, v in state.items()}
+            {k: v if k == "t" else group.broadcast(v) for k, v in sorted(state.items())}
         )
 
 

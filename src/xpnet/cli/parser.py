@@ -1,0 +1,251 @@
+"""The command line: option types and the parser of every command."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..backend import BACKEND_NAMES, DTYPE_NAMES
+from ..data import BUILTIN
+from ..losses import LOSSES
+from ..model import HIDDEN
+from ..optim import OPTIMIZERS
+from ..optim.schedules import SCHEDULES
+from .config import LEARNING_RATES
+from .errors import UsageError
+from .evaluate import cmd_evaluate, cmd_predict
+from .gradcheck import cmd_gradcheck
+from .info import _version, cmd_info
+from .train import cmd_train
+from .vanishing import cmd_vanishing
+
+__all__ = ["Parser", "build_parser"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so `main` prints one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1, got {text!r}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 64,32, got {text!r}"
+        )
+    return values
+
+
+def _name_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = text.split(",")
+        unknown = [n for n in names if n not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(map(repr, unknown))}: choose from {','.join(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def _device(text: str) -> int | str:
+    """ "1" -> 1 (the second GPU), anything else as written ("cuda:1", "cpu", "device1")."""
+    return int(text) if text.isdigit() else text
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="xpnet",
+        description="Train and inspect MLPs trained by explicit backpropagation, "
+        "on NumPy, CuPy, PyTorch or array-api-strict.",
+    )
+    parser.add_argument("--version", action="version", version=_version("xpnet"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train an MLP and save the run")
+    train.set_defaults(run=cmd_train)
+    _net_options(train)
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="default: adam")
+    train.add_argument(
+        "--lr",
+        type=_positive(float),
+        help="learning rate; default: "
+        + ", ".join(f"{lr} for {name}" for name, lr in LEARNING_RATES.items()),
+    )
+    train.add_argument("--epochs", type=_positive(int), help="total epochs; default: 40")
+    train.add_argument("--batch-size", type=_positive(int), help="default: 32")
+    train.add_argument("--dtype", choices=DTYPE_NAMES, help="default: float32")
+    train.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        metavar="F",
+        help="fraction of the training part held out for validation (per-epoch val_ columns; "
+        "0: none); default: 0.1. The test split is scored once, at the end",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=_nonnegative_float,
+        metavar="W",
+        help="L2 penalty on the weights (not the biases); decoupled with --optimizer adamw; "
+        "default: 0 (adamw: 0.01)",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=_positive(float),
+        metavar="C",
+        help="scale each step's whole gradient down to this Euclidean norm; default: none",
+    )
+    train.add_argument(
+        "--lr-schedule",
+        choices=list(SCHEDULES),
+        help="learning rate per epoch: constant, step (x0.1 every 10 epochs), cosine (to 0 at "
+        "the last epoch), plateau (x0.1 after 5 epochs without a better validation loss); "
+        "default: constant",
+    )
+    train.add_argument(
+        "--warmup-epochs",
+        type=_nonnegative_int,
+        metavar="N",
+        help="raise the learning rate linearly over the first N epochs; default: 0",
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=_positive(int),
+        metavar="N",
+        help="stop after N epochs without a better validation loss and keep the best "
+        "epoch's weights; default: off",
+    )
+    train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the run in DIR until it has --epochs epochs in total",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
+    )
+    train.add_argument(
+        "--log-every",
+        type=_positive(int),
+        metavar="K",
+        help="when stderr is no terminal (a log file, CI), one line every K epochs; default: 1",
+    )
+
+    ev = commands.add_parser("evaluate", help="loss and accuracy of a saved run")
+    ev.set_defaults(run=cmd_evaluate)
+    ev.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
+    ev.add_argument("--data", help="evaluate on all of this data; default: the run's test split")
+    _placement_options(ev)
+
+    pr = commands.add_parser("predict", help="a saved net's outputs for new inputs")
+    pr.set_defaults(run=cmd_predict)
+    pr.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
+    pr.add_argument("inputs", type=Path, metavar="INPUT.npz", help=".npz file with an array X")
+    pr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.npz")
+    _placement_options(pr)
+
+    va = commands.add_parser("vanishing", help="per-layer gradient norms of fresh nets by depth")
+    va.set_defaults(run=cmd_vanishing)
+    va.add_argument("--depths", type=_int_list, default=list(range(1, 11)), help="default: 1..10")
+    va.add_argument(
+        "--activations",
+        type=_name_list(HIDDEN),
+        default=list(HIDDEN),
+        help=f"default: {','.join(HIDDEN)}",
+    )
+    va.add_argument("--width", type=_positive(int), default=32, help="hidden units; default: 32")
+    va.add_argument("--data", default="digits", help="default: digits")
+    va.add_argument("--batch-size", type=_positive(int), default=256, help="default: 256")
+    va.add_argument("--seed", type=_nonnegative_int, default=0)
+    va.add_argument("--dtype", choices=DTYPE_NAMES, default="float64")
+    va.add_argument("--out", type=Path, help="default: a new directory under runs/")
+    _placement_options(va)
+
+    info = commands.add_parser("info", help="versions, backends and devices")
+    info.set_defaults(run=cmd_info)
+
+    gc = commands.add_parser("gradcheck", help="backward vs finite differences, per parameter")
+    gc.set_defaults(run=cmd_gradcheck)
+    _net_options(gc)
+    gc.add_argument("--samples", type=_positive(int), default=8, help="batch size; default: 8")
+    return parser
+
+
+def _placement_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["auto", *BACKEND_NAMES], help="default: auto")
+    parser.add_argument("--device", type=_device, help="e.g. cuda:1 or 1; default: the first")
+
+
+def _net_options(parser: argparse.ArgumentParser) -> None:
+    """The options that define a net and its data (defaults applied later, so `--resume` can
+    tell which ones were given)."""
+    parser.add_argument(
+        "--data",
+        help=f"{' or '.join(BUILTIN)}, an .npz (X, y), a .csv (label last) or an MNIST IDX "
+        "directory; default: digits",
+    )
+    parser.add_argument("--hidden", type=_int_list, help="hidden layer widths; default: 64")
+    parser.add_argument("--activation", choices=HIDDEN, help="default: sigmoid")
+    parser.add_argument(
+        "--loss",
+        choices=list(LOSSES),
+        help="default: softmax_ce (linear output); the others use a sigmoid output",
+    )
+    parser.add_argument(
+        "--seed", type=_nonnegative_int, help="initial weights and shuffling; default: 0"
+    )
+    _placement_options(parser)

@@ -1,0 +1,116 @@
+"""Run directories and the files written into them: metrics.json, history.csv, plots."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import plots
+from ..files import write_atomic
+from ..model import MLP
+from ..train import History
+
+__all__ = ["BEST"]
+
+BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
+
+
+def _new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """A new directory root/<date>-<time>-<name>, or ...-<name>-2, -3, ... if taken: made here
+    with mkdir, which fails when another run made the same one first, so parallel runs never
+    share (and overwrite) a directory."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    path, n = root / f"{stamp}-{name}", 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{stamp}-{name}-{n}"
+
+
+def _metrics(
+    history: History,
+    test: dict[str, float] | None,
+    net: MLP,
+    options: dict[str, Any],
+    n_train: int,
+    n_val: int,
+    n_test: int,
+) -> dict[str, Any]:
+    """What metrics.json holds: the test split's scores (computed once, after training; None
+    when training diverged), the last epoch's training and validation scores, and the run."""
+    last = history.last
+    seconds = sum(history["seconds"])
+    return {
+        "test_accuracy": (test or {}).get("accuracy"),
+        "test_loss": (test or {}).get("loss"),
+        "train_accuracy": last.get("accuracy"),
+        "train_loss": last.get("loss"),
+        "val_accuracy": last.get("val_accuracy"),
+        "val_loss": last.get("val_loss"),
+        "epochs": len(history),
+        "diverged": test is None,
+        "backend": net.backend.name,
+        "device": str(net.backend.device),
+        "dtype": net.dtype_name,
+        "seconds": seconds,
+        "samples_per_second": n_train * len(history) / seconds if seconds else None,
+        "data": options["data"],
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "val_fraction": options["val_fraction"],
+    }
+
+
+def _percent(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.1f} %"
+
+
+def _finite(obj: Any) -> Any:
+    """obj with every NaN or infinite float replaced by None, so JSON stays strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Strict JSON (NaN and infinities written as null), atomically."""
+    write_atomic(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def _write_history(path: Path, history: History) -> None:
+    """One row per epoch, with every column any epoch has (a resumed run saved before
+    --val-fraction has val_ columns only in its first epochs, where they were the test
+    split's); a value an epoch lacks is left empty."""
+    columns = list(dict.fromkeys(k for r in history.records for k in r))
+    if "seconds" in columns:  # last, as fit records it
+        columns = [*(c for c in columns if c != "seconds"), "seconds"]
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, columns, restval="")
+    writer.writeheader()
+    writer.writerows(history.records)
+    write_atomic(path, text.getvalue().encode())
+
+
+def _draw(plot: Callable[..., None], data: Any, path: Path) -> bool:
+    """Draw with matplotlib if it is installed; otherwise say in one line how to get it."""
+    try:
+        plot(data, path)
+    except ImportError:
+        print(f"matplotlib is not installed, so no {path.name}: {plots.INSTALL_HINT}")
+        return False
+    return True
