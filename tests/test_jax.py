@@ -53,6 +53,7 @@ def test_cpu_devices_by_name_or_object(spec):
     cpu = jax.devices("cpu")[0]
     backend = xpnet.get_backend("jax", cpu if spec == "device-object" else spec)
     assert backend.device == cpu
+    assert xpnet.backend.on_host(backend)  # the CLI's memory check counts host memory for it
     net = xpnet.MLP([2, 3, 1], backend=backend)
     assert all(p.device == cpu for p in net.parameters().values())
 

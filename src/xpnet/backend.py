@@ -31,6 +31,7 @@ __all__ = [
     "get_backend",
     "host_available_memory",
     "index_dtype",
+    "on_host",
     "to_numpy",
 ]
 
@@ -366,6 +367,14 @@ def index_dtype(xp: ModuleType) -> Any:
     where the library has no int64 in its present mode (JAX without x64), so labels and counts
     never ask for a dtype the library would truncate with a warning."""
     return xp.__array_namespace_info__().default_dtypes()["indexing"]
+
+
+def on_host(backend: Backend) -> bool:
+    """Whether `backend`'s arrays live in the host's memory: numpy, array_api_strict, and torch
+    or jax on the CPU (a jax CPU device calls itself "cpu:0")."""
+    if backend.name in ("numpy", "array_api_strict"):
+        return True
+    return getattr(backend.device, "platform", None) == "cpu" or str(backend.device) == "cpu"
 
 
 def available_memory(backend: Backend) -> int | None:
