@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +46,10 @@ CASES = [
     Case("torch-cuda", "torch", "cuda", "float32"),
     Case("cupy", "cupy", None, "float32"),
     Case("cupy-f64", "cupy", None, "float64"),
+    # JAX as users get it (x64 off: float32 only, int32 indices) and with x64 switched on for
+    # the test (float64), the mode a user chooses with JAX_ENABLE_X64=1
+    Case("jax", "jax", None, "float32"),
+    Case("jax-f64", "jax", None, "float64"),
 ]
 
 
@@ -70,8 +75,23 @@ def _params() -> list[Any]:
 
 
 @pytest.fixture(params=_params())
-def case(request: pytest.FixtureRequest) -> Case:
-    return request.param
+def case(request: pytest.FixtureRequest) -> Iterator[Case]:
+    """The backend case; on JAX, x64 mode is on for the test when the case is float64 or the
+    test is marked `float64` (it needs float64 on every backend, as gradcheck does), and off
+    otherwise (float32 as JAX's users get it by default), then restored."""
+    case = request.param
+    if case.name != "jax":
+        yield case
+        return
+    import jax
+
+    before = jax.config.jax_enable_x64
+    wanted = case.dtype == "float64" or request.node.get_closest_marker("float64") is not None
+    jax.config.update("jax_enable_x64", wanted)
+    try:
+        yield case
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 @pytest.fixture

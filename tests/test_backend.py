@@ -12,7 +12,7 @@ from xpnet.backend import BackendError
 
 def test_available_backends_names_every_backend_with_a_status():
     status = xpnet.available_backends()
-    assert set(status) == {"numpy", "cupy", "torch", "array_api_strict"}
+    assert set(status) == {"numpy", "cupy", "torch", "array_api_strict", "jax"}
     assert status["numpy"] == "ok"
     for name, text in status.items():
         assert text == "ok" or text.startswith(("not installed", "no CUDA device")), (name, text)

@@ -27,6 +27,7 @@ def test_mlp_refuses_bad_sizes(sizes, message):
         xpnet.MLP(sizes)
 
 
+@pytest.mark.float64
 def test_mlp_accepts_whole_numbers_of_any_kind_and_dtype_objects(backend):
     net = xpnet.MLP((np.int64(3), 4, np.uint8(2)), backend=backend, dtype=backend.xp.float64)
     assert net.sizes == [3, 4, 2] and all(type(n) is int for n in net.sizes)

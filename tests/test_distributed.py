@@ -102,6 +102,7 @@ def _fit(backend, loss_name, comm=None, seed=0, epochs=3):
     return {k: xpnet.to_numpy(v) for k, v in net.parameters().items()}, hist
 
 
+@pytest.mark.float64
 @pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("size", [2, 3, 4])
 def test_a_group_trains_as_one_process(backend, loss_name, size):

@@ -8,6 +8,8 @@ import pytest
 
 import xpnet
 
+pytestmark = pytest.mark.float64  # gradcheck is float64 on every backend
+
 TOL = 1e-6
 
 

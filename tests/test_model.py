@@ -96,6 +96,7 @@ def test_load_state_dict_refuses_missing_extra_and_misshapen_keys():
         np.testing.assert_array_equal(v, before[k])
 
 
+@pytest.mark.float64
 def test_to_moves_a_copy(backend):
     net = xpnet.MLP([3, 2], seed=4)
     moved = net.to(backend, dtype="float64")

@@ -47,6 +47,7 @@ def test_dtype_name_refuses_the_rest_naming_it(dtype):
         dtype_name(dtype)
 
 
+@pytest.mark.float64
 def test_backend_dtype_takes_dtype_objects(backend):
     assert backend.dtype(np.float64) == backend.xp.float64
     assert backend.dtype(np.dtype("float32")) == backend.xp.float32

@@ -31,6 +31,7 @@ def neuron_error(w: list[float]) -> float:
     return 0.5 * (T1 - y) ** 2
 
 
+@pytest.mark.float64
 def test_single_neuron_step_by_hand(backend):
     z = sum(w * x for w, x in zip(W1, X1, strict=True))  # 0.3 + 0.2 + 0.4 = 0.9
     y = sigmoid(z)
@@ -72,6 +73,7 @@ def net_error(flat: list[float]) -> float:
     return 0.5 * (T2 - y) ** 2
 
 
+@pytest.mark.float64
 def test_hidden_layer_backprop_step_by_hand(backend):
     h = [sigmoid(sum(X2[i] * V[i][j] for i in range(2))) for j in range(2)]
     y = sigmoid(sum(h[j] * U[j] for j in range(2)))

@@ -45,6 +45,7 @@ def _rule(val_losses, patience):
     return len(val_losses), best_epoch
 
 
+@pytest.mark.float64
 def test_stops_by_the_rule_and_keeps_the_best_epoch(backend):
     _, full = _fit(backend, 25)
     stop, best = _rule(full["val_loss"], patience=3)

@@ -30,10 +30,12 @@ __all__ = [
     "dtype_name",
     "get_backend",
     "host_available_memory",
+    "index_dtype",
+    "on_host",
     "to_numpy",
 ]
 
-BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
+BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict", "jax")
 DTYPE_NAMES = ("float32", "float64")
 
 _INSTALL_HINTS = {
@@ -41,7 +43,18 @@ _INSTALL_HINTS = {
     "cupy": "pip install 'xpnet[cuda12]' or 'xpnet[cuda13]' (matching your CUDA driver)",
     "torch": "pip install 'xpnet[torch]'",
     "array_api_strict": "pip install array-api-strict",
+    "jax": "pip install 'xpnet[jax]'",
 }
+
+# the module whose `asarray` makes a backend's arrays (jax's is jax.numpy's)
+_ARRAY_MODULES = {"jax": "jax.numpy"}
+
+X64_HINT = (
+    "JAX computes in float64 only with its x64 mode on: set JAX_ENABLE_X64=1 in the environment, "
+    "or call jax.config.update('jax_enable_x64', True) before making any JAX array (xpnet does "
+    "not switch it on for you: it changes every JAX computation in the process); or use "
+    "dtype='float32'"
+)
 
 
 class BackendError(ValueError):
@@ -58,8 +71,12 @@ class Backend:
 
     def dtype(self, name: Any) -> Any:
         """The namespace's dtype object for "float32" or "float64" (or any library's float32
-        or float64 dtype object: see `dtype_name`)."""
-        return getattr(self.xp, dtype_name(name))
+        or float64 dtype object: see `dtype_name`). JAX's float64 needs its x64 mode: without
+        it this raises BackendError saying how to switch it on."""
+        name = dtype_name(name)
+        if name == "float64" and self.name == "jax" and not _jax_x64():
+            raise BackendError(f"backend 'jax' cannot make float64 arrays here: {X64_HINT}")
+        return getattr(self.xp, name)
 
     def from_host(self, host: Any) -> Any:
         """A host (NumPy) array moved to this backend's device, dtype kept: an explicit copy."""
@@ -72,8 +89,9 @@ class Backend:
 def dtype_name(dtype: Any) -> str:
     """ "float32" or "float64" for that name or for a float32/float64 dtype object of any
     supported library: numpy (np.float32, np.dtype("float32"); cupy uses these too), torch
-    (torch.float32) and array_api_strict (array_api_strict.float32). Anything else raises
-    BackendError; nothing is converted silently (Python's `float` is not taken for float64)."""
+    (torch.float32), array_api_strict (array_api_strict.float32) and jax (jax.numpy.float32).
+    Anything else raises BackendError; nothing is converted silently (Python's `float` is not
+    taken for float64)."""
     if isinstance(dtype, str):
         name = dtype
     elif isinstance(dtype, np.dtype):
@@ -82,6 +100,8 @@ def dtype_name(dtype: Any) -> str:
         name = np.dtype(dtype).name
     elif type(dtype).__module__.split(".")[0] in ("torch", "array_api_strict"):
         name = str(dtype).rpartition(".")[2]  # "torch.float32", "array_api_strict.float32"
+    elif type(dtype).__module__.split(".")[0] == "jax":
+        name = np.dtype(dtype).name  # jax.numpy.float32 is a scalar type with a numpy dtype
     else:
         name = None
     if name not in DTYPE_NAMES:
@@ -118,11 +138,30 @@ def _probe_import(module: str) -> Callable[[], str]:
     return probe
 
 
+def _probe_jax() -> str:
+    """Why jax is not usable here, or "ok" (JAX on the CPU counts: it always has one)."""
+    try:
+        import jax
+    except ImportError:
+        return f"not installed ({_INSTALL_HINTS['jax']})"
+    try:
+        jax.devices()
+    except RuntimeError as exc:  # a jaxlib that finds no platform it can start
+        return f"no usable JAX platform ({str(exc).splitlines()[0]})"
+    return "ok"
+
+
+def _jax_x64() -> bool:
+    """Whether JAX's x64 mode (float64 arrays) is on."""
+    return bool(importlib.import_module("jax").config.jax_enable_x64)
+
+
 _PROBES: dict[str, Callable[[], str]] = {
     "numpy": lambda: "ok",
     "cupy": _probe_cupy,
     "torch": _probe_import("torch"),
     "array_api_strict": _probe_import("array_api_strict"),
+    "jax": _probe_jax,
 }
 
 
@@ -138,6 +177,8 @@ def _default_device(name: str, xp: ModuleType) -> Any:
         return importlib.import_module("torch").device("cpu")
     if name == "array_api_strict":
         return xp.__array_namespace_info__().default_device()
+    if name == "jax":
+        return importlib.import_module("jax").devices()[0]  # JAX's default: a GPU if it has one
     return "cpu"
 
 
@@ -154,6 +195,8 @@ def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
             return _cupy_device(xp, device)
         if name == "torch":
             return _torch_device(device)
+        if name == "jax":
+            return _jax_device(device)
         known = {str(d): d for d in xp.__array_namespace_info__().devices()}
         known.update({repr(d): d for d in known.values()})
         key = (
@@ -183,6 +226,33 @@ def _cupy_device(cupy: ModuleType, device: Any) -> Any:
     if not 0 <= index < count:
         raise ValueError(f"this machine has {count} GPU(s), numbered from 0")
     return cupy.cuda.Device(index)
+
+
+def _jax_device(device: Any) -> Any:
+    """A jax Device from one, from "cpu" / "cpu:N", or from a GPU number, "gpu:N" or "cuda:N"
+    (JAX names NVIDIA and AMD GPUs alike "gpu")."""
+    jax = importlib.import_module("jax")
+    if isinstance(device, jax.Device):
+        return device
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu" and (index.isdigit() or not index):
+        platform, number = "cpu", int(index or 0)
+    else:
+        try:
+            platform, number = "gpu", _gpu_index(str(device).replace("gpu", "cuda", 1))
+        except ValueError:
+            raise ValueError(
+                "use 'cpu', a GPU number (1), 'gpu:1' or 'cuda:1', or a jax.Device"
+            ) from None
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        raise ValueError(
+            f"JAX has no {platform.upper()} here (its devices: {jax.devices()})"
+        ) from None
+    if not 0 <= number < len(devices):
+        raise ValueError(f"JAX has {len(devices)} {platform} device(s) here, numbered from 0")
+    return devices[number]
 
 
 def _torch_device(device: Any) -> Any:
@@ -226,9 +296,9 @@ def _name_of(namespace: ModuleType) -> str:
 
 
 def get_backend(name: str | ModuleType | Backend = "auto", device: Any = None) -> Backend:
-    """Resolve a backend name ("auto", "numpy", "cupy", "torch", "array_api_strict"), a namespace
-    module or a `Backend` to a `Backend`; "auto" is cupy when a CUDA device is usable, else numpy.
-    """
+    """Resolve a backend name ("auto", "numpy", "cupy", "torch", "array_api_strict", "jax"), a
+    namespace module or a `Backend` to a `Backend`; "auto" is cupy when a CUDA device is usable,
+    else numpy (never jax: choose it by name)."""
     if isinstance(name, Backend):
         return name if device is None else get_backend(name.name, device)
     if isinstance(name, ModuleType):
@@ -240,7 +310,8 @@ def get_backend(name: str | ModuleType | Backend = "auto", device: Any = None) -
     status = _PROBES[name]()
     if status != "ok":
         raise BackendError(f"backend {name!r} is not usable here: {status}")
-    xp = array_api_compat.array_namespace(importlib.import_module(name).asarray(0.0))
+    module = importlib.import_module(_ARRAY_MODULES.get(name, name))
+    xp = array_api_compat.array_namespace(module.asarray(0.0))
     return Backend(name, xp, _parse_device(name, xp, device))
 
 
@@ -289,6 +360,21 @@ def check_placement(a: Any, backend: Backend, what: str) -> None:
             f"{what} is on device {device} but the net runs on {backend}; "
             f"move it with xpnet.asarray({what}, like=net)"
         )
+
+
+def index_dtype(xp: ModuleType) -> Any:
+    """The namespace's default integer dtype for indices (what argmax returns): int64, or int32
+    where the library has no int64 in its present mode (JAX without x64), so labels and counts
+    never ask for a dtype the library would truncate with a warning."""
+    return xp.__array_namespace_info__().default_dtypes()["indexing"]
+
+
+def on_host(backend: Backend) -> bool:
+    """Whether `backend`'s arrays live in the host's memory: numpy, array_api_strict, and torch
+    or jax on the CPU (a jax CPU device calls itself "cpu:0")."""
+    if backend.name in ("numpy", "array_api_strict"):
+        return True
+    return getattr(backend.device, "platform", None) == "cpu" or str(backend.device) == "cpu"
 
 
 def available_memory(backend: Backend) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import array_api_extra as xpx
 
-from .backend import Backend, asarray, check_placement, to_numpy
+from .backend import Backend, asarray, check_placement, index_dtype, to_numpy
 from .model import MLP
 
 __all__ = ["is_classification", "prepare", "to_net"]
@@ -66,7 +66,7 @@ def _one_hot(labels: Array, n_classes: int, net: MLP) -> Array:
         whole = xp.all(labels == xp.round(labels))
         if not bool(to_numpy(whole)):
             raise ValueError("1-D targets must be integer class labels, got fractional values")
-        labels = xp.astype(labels, xp.int64)
+        labels = xp.astype(labels, index_dtype(xp))
     if not xp.isdtype(labels.dtype, "integral"):
         raise ValueError(f"1-D targets must be integer class labels, got dtype {labels.dtype}")
     lo, hi = int(to_numpy(xp.min(labels))), int(to_numpy(xp.max(labels)))

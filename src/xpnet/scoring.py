@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import to_numpy
+from .backend import index_dtype, to_numpy
 from .distributed import Communicator
 from .inputs import is_classification, prepare, to_net
 from .losses import Loss, SSELoss
@@ -25,19 +25,20 @@ Array = Any
 
 
 def predicted_labels(Y: Array, xp: Any) -> Array:
-    """Class labels (n,) int64 from outputs Y (n, n_out), in Y's library: argmax for several
-    outputs, Y[:, 0] >= 0.5 for one (a sigmoid's output). Also turns one-hot or 0/1 targets
-    into labels, so the rule that scores predictions is the one that makes them."""
+    """Class labels (n,) from outputs Y (n, n_out), in Y's library and its index dtype (int64;
+    int32 on JAX without x64): argmax for several outputs, Y[:, 0] >= 0.5 for one (a sigmoid's
+    output). Also turns one-hot or 0/1 targets into labels, so the rule that scores predictions
+    is the one that makes them."""
     if Y.shape[1] > 1:
         return xp.argmax(Y, axis=1)
-    return xp.astype(Y[:, 0] >= 0.5, xp.int64)
+    return xp.astype(Y[:, 0] >= 0.5, index_dtype(xp))
 
 
 def correct_count(Y: Array, T: Array, xp: Any) -> Array:
     """Number of correct predictions as a 0-d device array: `predicted_labels` of the outputs
     against those of the targets (threshold 0.5 applies to the sigmoid's output; 0 on logits)."""
     hits = predicted_labels(Y, xp) == predicted_labels(T, xp)
-    return xp.sum(xp.astype(hits, xp.int64))
+    return xp.sum(xp.astype(hits, index_dtype(xp)))
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:

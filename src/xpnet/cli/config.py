@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import available_memory, get_backend, host_available_memory
+from ..backend import on_host as is_on_host
 from ..checkpoint import Checkpoint, read_checkpoint
 from ..data import BUILTIN, load_dataset, train_test_split
 from ..model import MLP
@@ -298,7 +299,7 @@ def _check_memory(
     host = 8 * max(a * b for a, b in itertools.pairwise(sizes)) + 2 * itemsize * params * (
         1 + slots
     )
-    on_host = backend.name in ("numpy", "array_api_strict") or str(backend.device) == "cpu"
+    on_host = is_on_host(backend)
     need = device + host if on_host else device
     free = available_memory(backend)
     if free is not None and need > free:

@@ -1,6 +1,7 @@
 """The math: `ops_for(xp)` gives the functions for a namespace: those of `generic` (the
 array-API reference), with a fused fast path's own functions in their place where the
-namespace has one (ops/numpy.py, ops/torch.py, ops/cupy.py, each tested against `generic`).
+namespace has one (ops/numpy.py, ops/torch.py, ops/cupy.py, ops/jax.py, each tested against
+`generic`).
 
 A fast module defines only what it speeds up (its `__all__`), with `generic`'s names and
 arguments. Every activation has an `<name>_inplace(x, xp)` that may overwrite x (generic's
@@ -23,6 +24,7 @@ _FAST = (
     (array_api_compat.is_numpy_namespace, "numpy"),
     (array_api_compat.is_cupy_namespace, "cupy"),
     (array_api_compat.is_torch_namespace, "torch"),
+    (array_api_compat.is_jax_namespace, "jax"),
 )
 _CHOSEN: dict[str, Any] = {}
 

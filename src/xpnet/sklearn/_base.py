@@ -189,6 +189,7 @@ class BaseMLP(BaseEstimator):
             fit_stochastic(self, data, incremental, rng)
         else:
             fit_lbfgs(self, data)
+        self._attach(self._net)  # a packed net (JAX) holds new arrays after training
         self._check_finite()
         return self
 
@@ -239,12 +240,15 @@ class BaseMLP(BaseEstimator):
         return here if self.device is None else get_backend(here.name, self.device)
 
     def _attach(self, net: MLP) -> None:
-        """Keep `net` and expose its live parameters as `coefs_` and `intercepts_`."""
+        """Keep `net` and expose its live parameters as `coefs_` and `intercepts_` (views
+        that training updates in place where the net keeps views; where it cannot, as on JAX,
+        training binds new arrays, so `_fit` attaches again at its end)."""
         self._net = net
         params = net.parameters()
         layers = range(1, len(net.sizes))
         self.coefs_ = [params[f"W{k}"] for k in layers]
         self.intercepts_ = [params[f"b{k}"] for k in layers]
+        self._attached = [*self.coefs_, *self.intercepts_]  # what coefs_ held when attached
 
     def _make_loss(self) -> SklearnLoss:
         """A fresh loss for one training call (losses cache arrays, so none is kept)."""
@@ -343,6 +347,15 @@ class BaseMLP(BaseEstimator):
             live = [params[f"{kind}{k}"] for kind in "Wb" for k in range(1, len(net.sizes))]
             if len(live) == len(layers) and all(a is b for a, b in zip(live, layers, strict=True)):
                 return net
+            attached = getattr(self, "_attached", [])
+            untouched = len(attached) == len(layers) and all(
+                a is b for a, b in zip(attached, layers, strict=True)
+            )
+            if untouched:
+                # coefs_ are what _attach set and the net trained on since (a packed net, as
+                # JAX's, binds new arrays as it trains): the net holds the truth
+                self._attach(net)
+                return net
         first = self.coefs_[0]
         first = first if hasattr(first, "shape") else np.asarray(first, dtype=np.float64)
         sizes = [int(first.shape[0]), *(int(np.shape(W)[1]) for W in self.coefs_)]
@@ -363,6 +376,7 @@ class BaseMLP(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_net", None)
+        state.pop("_attached", None)
         return state
 
     def __sklearn_tags__(self):

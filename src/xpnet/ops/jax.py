@@ -1,0 +1,165 @@
+"""JAX versions of the ops in `generic`: each a `jax.jit`-compiled copy of generic's own code, so
+XLA runs one fused computation where eager JAX dispatches every operation on its own (the
+split sigmoid is five calls, Adam's update ten). The numbers are generic's to rounding (XLA may
+fuse a multiply and an add); tested against it like every fast path.
+
+JAX arrays are immutable: nothing here writes in place, every function returns new arrays
+(the `_inplace` activations too). Learning rates and Adam's bias corrections are passed as
+traced scalars, so a changing learning rate or step count never recompiles; a new shape or
+dtype compiles once.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import generic
+
+__all__ = [
+    "adam_update",
+    "linear",
+    "linear_backward",
+    "log_softmax",
+    "momentum_update",
+    "relu",
+    "relu_backward",
+    "relu_inplace",
+    "sgd_update",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_inplace",
+    "softmax",
+    "sse",
+    "tanh_backward",
+]
+
+Array = Any
+
+_sigmoid = jax.jit(partial(generic.sigmoid, xp=jnp))
+_sigmoid_backward = jax.jit(partial(generic.sigmoid_backward, xp=jnp))
+_relu = jax.jit(partial(generic.relu, xp=jnp))
+_relu_backward = jax.jit(partial(generic.relu_backward, xp=jnp))
+_tanh_backward = jax.jit(partial(generic.tanh_backward, xp=jnp))
+_log_softmax = jax.jit(partial(generic.log_softmax, xp=jnp))
+_softmax = jax.jit(partial(generic.softmax, xp=jnp))
+_sse = jax.jit(partial(generic.sse, xp=jnp))
+
+
+def sigmoid(x: Array, xp: ModuleType) -> Array:
+    return _sigmoid(x)
+
+
+def sigmoid_inplace(x: Array, xp: ModuleType) -> Array:
+    return _sigmoid(x)
+
+
+def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    return _sigmoid_backward(y, grad)
+
+
+def relu(x: Array, xp: ModuleType) -> Array:
+    return _relu(x)
+
+
+def relu_inplace(x: Array, xp: ModuleType) -> Array:
+    return _relu(x)
+
+
+def relu_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    return _relu_backward(y, grad)
+
+
+def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
+    return _tanh_backward(y, grad)
+
+
+def log_softmax(z: Array, xp: ModuleType) -> Array:
+    return _log_softmax(z)
+
+
+def softmax(z: Array, xp: ModuleType) -> Array:
+    return _softmax(z)
+
+
+def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    return _sse(Y, T)
+
+
+@jax.jit
+def _linear(x: Array, W: Array, b: Array) -> Array:
+    return x @ W + b
+
+
+def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
+    """x @ W + b in one computation (a bare matmul without a bias)."""
+    return x @ W if b is None else _linear(x, W, b)
+
+
+@partial(jax.jit, static_argnames=("bias", "input_grad"))
+def _linear_backward(
+    x: Array, grad: Array, W: Array, bias: bool, input_grad: bool
+) -> tuple[Array, Array | None, Array | None]:
+    return generic.linear_backward(x, grad, W, bias, input_grad, jnp)
+
+
+def linear_backward(
+    x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
+) -> tuple[Array, Array | None, Array | None]:
+    return _linear_backward(x, grad, W, bias, input_grad)
+
+
+@jax.jit
+def _sgd(p: Array, g: Array, lr: Any) -> Array:
+    return p - lr * g
+
+
+def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
+    return _sgd(p, g, lr)
+
+
+@jax.jit
+def _momentum(p: Array, g: Array, v: Array, lr: Any, momentum: Any) -> tuple[Array, Array]:
+    v = momentum * v + g
+    return p - lr * v, v
+
+
+def momentum_update(
+    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    return _momentum(p, g, v, lr, momentum)
+
+
+@jax.jit
+def _adam(
+    p: Array, g: Array, m: Array, v: Array, scalars: tuple[Any, ...]
+) -> tuple[Array, Array, Array]:
+    step, inv_c2, b1, one_minus_b1, b2, one_minus_b2, eps = scalars
+    m = b1 * m + one_minus_b1 * g
+    v = b2 * v + one_minus_b2 * (g * g)
+    return p - step * m / (jnp.sqrt(v) * inv_c2 + eps), m, v
+
+
+def adam_update(
+    p: Array,
+    g: Array,
+    m: Array,
+    v: Array,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
+    xp: ModuleType,
+) -> tuple[Array, Array, Array]:
+    """generic.adam_update in one computation; the bias corrections are folded on the host
+    (Python floats) and passed in, so the step count never recompiles it."""
+    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
+    # 1 - beta in Python's float64, as generic computes it, before the cast to p's dtype
+    scalars = (step, inv_correction2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps)
+    return _adam(p, g, m, v, scalars)
