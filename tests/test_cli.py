@@ -618,11 +618,6 @@ def test_gradcheck_bounds_grow_with_float64_rounding_not_a_fixed_1e6(capsys, tmp
     assert status == 1 and "FAILED" in out  # still catches a wrong backward
 
 
-@pytest.mark.slow
-def test_gradcheck_on_all_the_digits_passes(capsys):
-    status, out, _ = run(capsys, "gradcheck", "--samples", "1797", "--hidden", "16")
-    assert status == 0 and "1797 samples" in out and "ok: largest" in out
-
 
 def test_a_flattened_image_stack_is_said_in_the_header(capsys, tmp_path):
     digits = load_digits()
