@@ -618,7 +618,6 @@ def test_gradcheck_bounds_grow_with_float64_rounding_not_a_fixed_1e6(capsys, tmp
     assert status == 1 and "FAILED" in out  # still catches a wrong backward
 
 
-
 def test_a_flattened_image_stack_is_said_in_the_header(capsys, tmp_path):
     digits = load_digits()
     np.savez(tmp_path / "img.npz", X=digits.X[:100].reshape(100, 8, 8), y=digits.y[:100])
