@@ -70,10 +70,12 @@ ARGS = ["--hidden", "8", "--dtype", "float64", "--batch-size", "7", "--seed", "3
 
 
 @needs_mpi
-@pytest.mark.parametrize("loss", ["softmax_ce", "sse"])  # a mean loss and a summed one
-def test_two_ranks_train_as_one_process_and_write_one_run(small, tmp_path, capsys, loss):
+@pytest.mark.parametrize(
+    ("n", "loss"), [(2, "softmax_ce"), (2, "sse"), (3, "sse")]
+)  # a mean loss and a summed one; 3 ranks give uneven shards
+def test_ranks_train_as_one_process_and_write_one_run(small, tmp_path, capsys, n, loss):
     argv = ["train", "--data", small, *ARGS, "--loss", loss, "--epochs", "3"]
-    done = mpiexec(2, *argv, cwd=tmp_path)
+    done = mpiexec(n, *argv, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1, runs  # rank 0 alone made and wrote it
@@ -84,10 +86,10 @@ def test_two_ranks_train_as_one_process_and_write_one_run(small, tmp_path, capsy
         "history.csv",
         "metrics.json",
     ]
-    assert json.loads((runs[0] / "config.json").read_text())["processes"] == 2
-    assert json.loads((runs[0] / "metrics.json").read_text())["processes"] == 2
+    assert json.loads((runs[0] / "config.json").read_text())["processes"] == n
+    assert json.loads((runs[0] / "metrics.json").read_text())["processes"] == n
     # rank 0 alone printed: one header, one result, one "saved in"
-    assert done.stdout.count("data-parallel on 2 processes (MPI") == 1
+    assert done.stdout.count(f"data-parallel on {n} processes (MPI") == 1
     assert re.search(r"\(MPI, \d+ threads? each\)", done.stdout), done.stdout
     assert done.stdout.count("saved in") == 1
     assert main([str(a) for a in [*argv, "--out", tmp_path / "one"]]) == 0
