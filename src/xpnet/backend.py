@@ -29,6 +29,7 @@ __all__ = [
     "check_placement",
     "dtype_name",
     "get_backend",
+    "gpu_devices",
     "host_available_memory",
     "index_dtype",
     "on_host",
@@ -446,3 +447,29 @@ def asarray(a: Any, like: Any, dtype: str | None = None) -> Any:
     if host.dtype.kind not in "biuf":
         raise BackendError(f"cannot convert data of dtype {host.dtype} to {dtype}")
     return backend.from_host(np.ascontiguousarray(host, dtype=np.dtype(dtype)))
+
+
+def gpu_devices() -> list[str]:
+    """One line per CUDA device cupy or torch can see: index, name, memory."""
+    status = available_backends()
+    if status["cupy"] == "ok":
+        import cupy
+
+        props = [
+            cupy.cuda.runtime.getDeviceProperties(i)
+            for i in range(cupy.cuda.runtime.getDeviceCount())
+        ]
+        return [
+            f"cuda:{i} {p['name'].decode()} {p['totalGlobalMem'] / 2**30:.1f} GiB"
+            for i, p in enumerate(props)
+        ]
+    if status["torch"] == "ok":
+        import torch
+
+        if torch.cuda.is_available():
+            return [
+                f"cuda:{i} {torch.cuda.get_device_name(i)} "
+                f"{torch.cuda.get_device_properties(i).total_memory / 2**30:.1f} GiB"
+                for i in range(torch.cuda.device_count())
+            ]
+    return []

@@ -8,7 +8,7 @@ import platform
 import sys
 from pathlib import Path
 
-from ..backend import available_backends
+from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
 
 __all__ = ["cmd_info"]
@@ -24,7 +24,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     print("backends:")
     for name, status in available_backends().items():
         print(f"  {name:<17}{status}")
-    devices = _gpus()
+    devices = gpu_devices()
     print("GPUs:" + ("" if devices else " none"))
     for line in devices:
         print(f"  {line}")
@@ -35,32 +35,6 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _gpus() -> list[str]:
-    """One line per CUDA device cupy or torch can see: index, name, memory."""
-    status = available_backends()
-    if status["cupy"] == "ok":
-        import cupy
-
-        props = [
-            cupy.cuda.runtime.getDeviceProperties(i)
-            for i in range(cupy.cuda.runtime.getDeviceCount())
-        ]
-        return [
-            f"cuda:{i} {p['name'].decode()} {p['totalGlobalMem'] / 2**30:.1f} GiB"
-            for i, p in enumerate(props)
-        ]
-    if status["torch"] == "ok":
-        import torch
-
-        if torch.cuda.is_available():
-            return [
-                f"cuda:{i} {torch.cuda.get_device_name(i)} "
-                f"{torch.cuda.get_device_properties(i).total_memory / 2**30:.1f} GiB"
-                for i in range(torch.cuda.device_count())
-            ]
-    return []
 
 
 def _summary(run: Path) -> None:

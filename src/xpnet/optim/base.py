@@ -11,10 +11,10 @@ for checkpoints, and implements `_update` and `hyperparameters`."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
 from array_api_compat import array_namespace, device
 
 from .. import ops
@@ -48,25 +48,29 @@ class Trainable(Protocol):
     parameter_buffer: ParameterBuffer
 
 
+def _real(value: Any) -> float | None:
+    """A real number (Python's or any library's scalar, not a bool) as a float; else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
 def positive(name: str, value: Any) -> float:
     """`value` as a float, or a ValueError naming `name` unless it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+    number = _real(value)
+    if number is None or not (number > 0 and math.isfinite(number)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+    return number
 
 
 def in_range(name: str, value: Any, low: float, high: float, closed_high: bool = False) -> float:
     """`value` as a float, or a ValueError naming `name` unless low <= value < high (<= high
     when `closed_high`)."""
-    ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
-    if ok:
-        ok = low <= value <= high if closed_high else low <= value < high
-    if not ok:
+    number = _real(value)
+    if number is None or not (low <= number <= high if closed_high else low <= number < high):
         bracket = "]" if closed_high else ")"
         raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
-    return float(value)
+    return number
 
 
 class Optimizer:
@@ -199,11 +203,12 @@ class Optimizer:
         if layout is None or all(len(s.shape) >= 2 for s in layout):
             return None
         if self._mask is None or self._mask[0] is not layout:
-            host = np.zeros(P.shape[0])
-            for _, start, stop, shape in layout:
-                host[start:stop] = len(shape) >= 2
-            xp = array_namespace(P)
-            self._mask = (layout, xp.asarray(host, dtype=P.dtype, device=device(P)))
+            xp, where = array_namespace(P), device(P)
+            pieces = [
+                xp.full((stop - start,), float(len(shape) >= 2), dtype=P.dtype, device=where)
+                for _, start, stop, shape in layout
+            ]
+            self._mask = (layout, xp.concat(pieces))
         return self._mask[1]
 
     def _per_name(self, copy: bool) -> dict[str, Array]:
