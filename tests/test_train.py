@@ -7,6 +7,7 @@ import pytest
 
 import xpnet
 from xpnet.backend import BackendError
+from xpnet.inputs import count_nonfinite
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
@@ -132,6 +133,19 @@ def test_nan_or_inf_in_the_data_is_refused_before_training(backend, where, bad):
         xpnet.fit(net, X, T, epochs=1)
     for k, v in _weights(net).items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def test_finite_data_whose_sum_overflows_is_accepted_and_bad_entries_are_counted(backend):
+    # the check sums first (scikit-learn's trick): an overflowing sum of finite values must
+    # fall back to the element-wise count, which finds nothing, and bad data is counted exactly
+    big = float(np.finfo(np.float32).max)
+    X = np.full((4, 2), big, dtype=np.float32)
+    net = xpnet.MLP([2, 2, 1], backend=backend, dtype="float32")
+    xp = backend.xp
+    assert count_nonfinite(xpnet.asarray(X, like=net), xp) == 0
+    X[0, 0], X[2, 1], X[3, 0] = np.nan, np.inf, -np.inf
+    assert count_nonfinite(xpnet.asarray(X, like=net), xp) == 3
+    assert count_nonfinite(xpnet.asarray(XOR_X, like=net), xp) == 0
 
 
 def test_targets_of_the_wrong_shape_are_refused():
