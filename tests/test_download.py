@@ -317,3 +317,13 @@ def test_xpnet_train_when_no_mirror_answers_is_one_line_and_status_2(
         "XPNET_DATA_DIR to a directory whose fashion-mnist/ folder holds them\n"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_xpnet_info_says_where_the_cache_is_and_what_it_holds(server, cache, monkeypatch, capsys):
+    assert main(["info"]) == 0
+    line = "datasets: digits, xor (packaged); mnist, fashion-mnist (downloaded on first use "
+    assert f"{line}into {cache}; cached: none)" in capsys.readouterr().out
+    serve(monkeypatch, server, "good")
+    fetch_idx("mnist")
+    assert main(["info"]) == 0
+    assert f"into {cache}; cached: mnist)" in capsys.readouterr().out
