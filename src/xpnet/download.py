@@ -148,7 +148,7 @@ def _download(name: str, file: str, digest: str, mirrors: Sequence[str], fix: st
     failures = []
     for base in mirrors:
         try:
-            data = _get(base.rstrip("/") + "/" + file, file)
+            data = _get(base.rstrip("/") + "/" + file, f"{name}/{file}")
         except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts
             failures.append(f"{base}: {_reason(err)}")
             continue
