@@ -230,6 +230,26 @@ def test_when_every_mirror_fails_the_error_lists_each_and_the_ways_out(
     assert list((cache / "mnist").iterdir()) == []  # no partial file
 
 
+def test_two_processes_downloading_at_once_leave_whole_files(server, cache, monkeypatch):
+    """As `mpiexec -n 2 xpnet train --data mnist` on first use: both download, each renames
+    whole files into place; here two threads, which share the temporary files' folder too."""
+    serve(monkeypatch, server, "good")
+    start = threading.Barrier(2)
+    folders = []
+
+    def rank() -> None:
+        start.wait()
+        folders.append(fetch_idx("mnist"))
+
+    ranks = [threading.Thread(target=rank) for _ in range(2)]
+    for thread in ranks:
+        thread.start()
+    for thread in ranks:
+        thread.join()
+    assert folders == [cache / "mnist"] * 2
+    assert_cached(cache / "mnist")
+
+
 def test_an_interrupted_download_leaves_no_file(cache, monkeypatch):
     def interrupted(url, timeout):
         raise KeyboardInterrupt
