@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,29 @@ import xpnet
 # scikit-learn's array API dispatch (tests/test_sklearn.py) needs scipy's, switched on before
 # scipy is first imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reaches the internet or the real download cache: a connection off this
+    machine fails the test (tests/test_download.py serves its files on 127.0.0.1), no proxy
+    is used, and XPNET_DATA_DIR is a fresh folder."""
+    connect = socket.create_connection
+
+    def local_only(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if address[0] not in LOCAL_HOSTS:
+            raise AssertionError(f"a test tried to connect to {address[0]}: tests stay offline")
+        return connect(address, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "create_connection", local_only)
+        for name in PROXIES:
+            mp.delenv(name, raising=False)
+        mp.setenv("XPNET_DATA_DIR", str(tmp_path_factory.mktemp("xpnet-data")))
+        yield
 
 
 @dataclasses.dataclass(frozen=True)

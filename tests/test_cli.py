@@ -432,9 +432,9 @@ def test_the_installed_command(tmp_path):
     )
     assert done.returncode == 2 and done.stdout == ""
     missing = tmp_path / "nope.csv"
-    assert (
-        done.stderr
-        == f"xpnet train: error: no such file: {missing} (built-in datasets are: digits, xor)\n"
+    assert done.stderr == (
+        f"xpnet train: error: no such file: {missing} "
+        "(built-in datasets are: digits, xor, mnist, fashion-mnist)\n"
     )
 
 

@@ -139,7 +139,7 @@ def test_a_failing_rank_ends_the_job_promptly_naming_the_rank(small, tmp_path):
     ours = [line for line in done.stderr.splitlines() if line.startswith("xpnet")]
     assert ours == [
         f"xpnet train: error (rank 1 of 2): no such file: {tmp_path}/missing.npz "
-        "(built-in datasets are: digits, xor)"
+        "(built-in datasets are: digits, xor, mnist, fashion-mnist)"
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()  # rank 0 waited for every rank's setup

@@ -30,7 +30,7 @@ __all__ = [
     "train_test_split",
 ]
 
-BUILTIN = ("digits", "xor")
+BUILTIN = ("digits", "xor", "mnist", "fashion-mnist")  # the last two downloaded (download.py)
 IDX_UBYTE = 0x08  # the IDX data type code of unsigned bytes, the only one MNIST uses
 SHOW = 5  # how many offending rows an error message lists
 OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mistaken for
@@ -75,11 +75,16 @@ class Dataset:
 def load_dataset(spec: str | os.PathLike) -> Dataset:
     """Load a built-in dataset by name, or a .npz file, .csv file or MNIST IDX directory.
 
-    "digits" and "xor" name the built-in datasets (a plain string, not a path). Files are read
-    as stored: only digits (/16) and IDX images (/255) are scaled.
+    "digits", "xor", "mnist" and "fashion-mnist" name the built-in datasets (a plain string,
+    not a path); the last two are downloaded on first use (`xpnet.download.fetch_idx`). Files
+    are read as stored: only digits (/16) and IDX images (/255) are scaled.
     """
     if isinstance(spec, str) and spec in BUILTIN:
-        return load_digits() if spec == "digits" else load_xor()
+        if spec in ("digits", "xor"):
+            return load_digits() if spec == "digits" else load_xor()
+        from .download import fetch_idx  # here, as download.py imports this module
+
+        return _load_idx_dir(fetch_idx(spec))
     path = Path(spec)
     if not path.exists():
         raise DataError(f"no such file: {path} (built-in datasets are: {', '.join(BUILTIN)})")

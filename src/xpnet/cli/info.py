@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
+from ..data import BUILTIN
+from ..download import DATASETS, data_dir
 
 __all__ = ["cmd_info"]
 
@@ -21,6 +23,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     packages = ["numpy", "array-api-compat", "array-api-extra", "array-api-strict", "torch"]
     packages += ["cupy-cuda12x", "cupy-cuda13x", "tqdm", "safetensors", "matplotlib"]
     print("packages: " + ", ".join(f"{p} {_version(p)}" for p in packages))
+    print(_datasets())
     print("backends:")
     for name, status in available_backends().items():
         print(f"  {name:<17}{status}")
@@ -35,6 +38,17 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _datasets() -> str:
+    """The built-in datasets, and where the downloaded ones are cached (present: all files)."""
+    root = data_dir()
+    cached = [n for n, r in DATASETS.items() if all((root / n / f).is_file() for f in r.sha256)]
+    return (
+        f"datasets: {', '.join(n for n in BUILTIN if n not in DATASETS)} (packaged); "
+        f"{', '.join(DATASETS)} (downloaded on first use into {root}; cached: "
+        f"{', '.join(cached) or 'none'})"
+    )
 
 
 def _summary(run: Path) -> None:

@@ -248,8 +248,9 @@ def _net_options(parser: argparse.ArgumentParser) -> None:
     tell which ones were given)."""
     parser.add_argument(
         "--data",
-        help=f"{' or '.join(BUILTIN)}, an .npz (X, y), a .csv (label last) or an MNIST IDX "
-        "directory; default: digits",
+        help=f"{', '.join(BUILTIN)} (built in; mnist and fashion-mnist are downloaded on "
+        "first use), an .npz (X, y), a .csv (label last) or an MNIST IDX directory; default: "
+        "digits",
     )
     parser.add_argument("--hidden", type=_int_list, help="hidden layer widths; default: 64")
     parser.add_argument("--activation", choices=HIDDEN, help="default: sigmoid")
