@@ -366,13 +366,9 @@ ERRORS = {
     "missing file": (lambda p: ["train", "--data", p / "missing.npz"], "no such file"),
     "unknown format": (_unknown_format, "unsupported format '.txt'"),
     "X and y lengths": (_npz(np.zeros((5, 2)), [0, 1, 0, 1]), "X has 5 rows but y has 4 labels"),
-    "negative label": (
-        _npz(np.zeros((4, 2)), [0, 1, -1, 1]),
-        "labels must be non-negative integers",
-    ),
     "fractional label": (
         _npz(np.zeros((4, 2)), [0, 1, 0.5, 1]),
-        "labels must be non-negative integers",
+        "labels must be whole numbers or text, found 0.5",
     ),
     "NaN in X": (_npz([[0, 1], [np.nan, 1], [1, 0], [1, 1]], [0, 1, 1, 0]), "NaN or inf"),
     "unknown backend": (

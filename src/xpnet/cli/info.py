@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
+from ..labels import describe_classes
 
 __all__ = ["cmd_info"]
 
@@ -38,7 +39,8 @@ def _version(package: str) -> str:
 
 
 def _summary(run: Path) -> None:
-    """A saved net layer by layer: sizes, activation, parameters (each and in all)."""
+    """A saved net layer by layer: sizes, activation, parameters (each and in all), and the
+    labels its class codes stand for."""
     ck = load_checkpoint(run, "numpy")
     net, params = ck.net, ck.net.parameters()
     optimizer = "" if ck.optimizer is None else f", {ck.optimizer.name} (step {ck.optimizer.t})"
@@ -57,3 +59,4 @@ def _summary(run: Path) -> None:
         sizes = f"{net.sizes[i - 1]} -> {net.sizes[i]}"
         print(f"{i:<7}{sizes:<14}{activation:<12}{count:>12,}  {shapes}")
     print(f"{'total':<33}{total:>12,}")
+    print(f"classes: {describe_classes(ck.classes)}")
