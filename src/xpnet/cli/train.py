@@ -375,7 +375,7 @@ def _finish(
         f"{metrics['backend']} on {metrics['device']}"
     )
     files = [FILENAME] + ([BEST] if (out / BEST).exists() else [])
-    files += ["metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
+    files += ["config.json", "metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
     print(f"saved in {out}: {', '.join(files)}")
     return EXIT_OK
 
