@@ -137,6 +137,8 @@ def test_csv_number_labels_are_numbers_and_one_text_cell_makes_them_all_text(tmp
     assert load_dataset(path).classes.tolist() == [-2, 1]  # 1 and 1.0 are one class
     path.write_text("1,1\n2,1.0\n3,x\n")
     assert load_dataset(path).classes.tolist() == ["1", "1.0", "x"]
+    path.write_text("1,9007199254740993\n2,9007199254740992\n")  # no float64 tells them apart
+    assert load_dataset(path).classes.tolist() == [9007199254740992, 9007199254740993]
 
 
 def test_csv_features_must_still_be_numbers(tmp_path):

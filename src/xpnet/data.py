@@ -204,7 +204,7 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     if outside.size:
         raise DataError(
             f"label {y[outside[0]]} (row {outside[0]}) is outside 0..{n_classes - 1}; "
-            "use labels 0..n_classes-1 with n_classes = max label + 1"
+            "code the labels 0..n_classes-1 first (xpnet.labels.encode_labels)"
         )
     out = np.zeros((y.shape[0], n_classes))
     out[np.arange(y.shape[0]), y] = 1.0
@@ -325,14 +325,17 @@ def _load_csv(path: Path) -> Dataset:
 
 
 def _csv_labels(cells: list[str]) -> np.ndarray:
-    """The label column: numbers when every cell is one (so 1 and 1.0 are one class), else
-    text; the spaces and double quotes around a cell are not part of its label."""
+    """The label column: numbers when every cell is one (integers read exactly, as int64; else
+    floats, so 1 and 1.0 are one class), else text; the spaces and double quotes around a
+    cell are not part of its label."""
     cells = [cell.strip() for cell in cells]
     cells = [c[1:-1] if len(c) >= 2 and c[0] == c[-1] == '"' else c for c in cells]
-    try:
-        return np.array([float(cell) for cell in cells])
-    except ValueError:
-        return np.array(cells)
+    for number in (int, float):
+        try:
+            return np.array([number(cell) for cell in cells])
+        except ValueError:
+            pass
+    return np.array(cells)
 
 
 def _is_number(cell: str) -> bool:
