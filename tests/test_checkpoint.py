@@ -298,6 +298,18 @@ def _text(path):
     path.write_text("this is not a checkpoint\n")
 
 
+def _classes_of_mixed_types(path):
+    _rewrite(path, lambda h: h.update(classes=[0, "cat", 2]))
+
+
+def _classes_too_few(path):
+    _rewrite(path, lambda h: h.update(classes=["cat", "dog"]))
+
+
+def _classes_repeated(path):
+    _rewrite(path, lambda h: h.update(classes=["cat", "dog", "cat"]))
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -322,6 +334,9 @@ def _text(path):
         (_moment_of_no_parameter, "optimizer/m.W9 belongs to no parameter"),
         (_moment_missing, "optimizer state 'v' lacks parameters b2"),
         (_unknown_slot, r"Adam keeps state \['m', 'v'\], not \['z.W1'\]"),
+        (_classes_of_mixed_types, r"classes \[0, 'cat', 2\] are not a list of whole numbers or"),
+        (_classes_too_few, r"2 classes \(cat, dog\) for a net whose outputs stand for 3"),
+        (_classes_repeated, "classes must be a non-empty 1-D list of distinct labels"),
     ],
 )
 def test_bad_files_raise_a_clear_error(damage, message, tmp_path):
@@ -338,6 +353,40 @@ def test_an_error_while_building_keeps_its_cause(tmp_path):
     with pytest.raises(xpnet.CheckpointError, match=r"^cannot load .*ck\.safetensors") as caught:
         xpnet.load(path, backend="numpy")
     assert type(caught.value.__cause__) is ValueError
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [np.array(["cat", "dog", "zebra"]), np.array([-1, 5, 100]), ["b", "a", "c"], (0, 1, 3)],
+)
+def test_classes_round_trip(classes, tmp_path):
+    """Text stays text and integers stay int64 (NumPy's str_ and int64 saved as JSON's)."""
+    net, _ = trained(epochs=1)
+    path = xpnet.save(net, tmp_path / "ck.safetensors", classes=classes)
+    back = xpnet.load_checkpoint(path, backend="numpy").classes
+    assert back.tolist() == list(np.asarray(classes).tolist())
+    assert back.dtype.kind == ("U" if isinstance(back.tolist()[0], str) else "i")
+    assert back.dtype.kind == "U" or back.dtype == np.int64
+
+
+def test_without_classes_the_codes_are_the_labels(tmp_path):
+    def classes(net, path, **kwargs):
+        return xpnet.load_checkpoint(xpnet.save(net, path, **kwargs), "numpy").classes.tolist()
+
+    net, _ = trained(epochs=1)
+    assert classes(net, tmp_path / "a") == [0, 1, 2]
+    one = xpnet.MLP([2, 1])  # a single sigmoid output stands for classes 0 and 1
+    assert classes(one, tmp_path / "b") == [0, 1]
+    assert classes(one, tmp_path / "c", classes=["no", "yes"]) == ["no", "yes"]
+
+
+def test_saving_classes_that_do_not_fit_the_net_is_refused(tmp_path):
+    net, _ = trained(epochs=1)
+    with pytest.raises(xpnet.CheckpointError, match=r"cannot save the classes: 2 classes \(a, b\)"):
+        xpnet.save(net, tmp_path / "x", classes=["a", "b"])
+    with pytest.raises(xpnet.CheckpointError, match="got dtype complex128"):
+        xpnet.save(net, tmp_path / "x", classes=np.array([1j, 2j, 3j]))
+    assert not (tmp_path / "x").exists()
 
 
 def _tensor_digest(tensors):

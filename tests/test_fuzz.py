@@ -307,7 +307,7 @@ def test_a_well_formed_csv_is_read_exactly(tmp_path_factory, rows):
     path.write_text("a,b,label\n" + "\n".join(f"{a!r},{b!r},{c}" for a, b, c in rows))
     loaded = load_dataset(path)
     np.testing.assert_array_equal(loaded.X, np.array([r[:2] for r in rows]))
-    np.testing.assert_array_equal(loaded.y, np.array([r[2] for r in rows]))
+    np.testing.assert_array_equal(loaded.labels, np.array([r[2] for r in rows]))
 
 
 # -- damaged checkpoints ------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 The file holds the parameters (W1, b1, ...) and the optimizer's arrays ("optimizer/m.W1", ...)
 as tensors; everything else (the MLP config, the optimizer's `config()` (name,
 hyperparameters, learning-rate schedule and its state) and step count, the epoch, the
-shuffling seed, the history and the caller's metadata) is JSON in the
-safetensors header, with a SHA-256 over that JSON and the tensors. Loading parses JSON and raw
-arrays only, never pickles, and turns anything wrong in a file into a CheckpointError naming it.
-Saving writes a temporary file in the same directory, fsyncs it and renames it over the old
-one, so a process killed mid-save leaves the previous checkpoint intact.
+shuffling seed, the history, the class labels the outputs stand for and the caller's
+metadata) is JSON in the safetensors header, with a SHA-256 over that JSON and the tensors.
+Loading parses JSON and raw arrays only, never pickles, and turns anything wrong in a file
+into a CheckpointError naming it. Saving writes a temporary file in the same directory, fsyncs
+it and renames it over the old one, so a process killed mid-save leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from typing import Any
 
 import numpy as np
 import safetensors.numpy
+from numpy.typing import ArrayLike
 from safetensors import SafetensorError
 
 from .backend import asarray, get_backend, to_numpy
 from .files import write_atomic
+from .labels import class_array, describe_classes
 from .model import MLP
 from .optim import Optimizer, optimizer_from_config
 
@@ -60,8 +63,9 @@ class CheckpointError(ValueError):
 @dataclasses.dataclass
 class Checkpoint:
     """What `load_checkpoint` returns: the net, the optimizer with its state (None if none was
-    saved), the number of epochs trained, the shuffling seed, the history records and the
-    caller's metadata."""
+    saved), the number of epochs trained, the shuffling seed, the history records, the
+    caller's metadata and `classes`: the label each class code (each output's argmax) stands
+    for, int64 or str, as saved (0..n-1 for a file saved without them)."""
 
     net: MLP
     optimizer: Optimizer | None
@@ -70,6 +74,7 @@ class Checkpoint:
     history: list[dict[str, float]]
     metadata: dict[str, Any]
     path: Path
+    classes: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,11 +114,13 @@ def save(
     epoch: int = 0,
     seed: int | None = None,
     history: Sequence[Mapping[str, float]] = (),
+    classes: ArrayLike | None = None,
 ) -> Path:
     """Write `net` (and, for resuming, `optimizer`'s state, `epoch`, the shuffling `seed` and the
     `history` records) to `path`, a .safetensors file or a run directory (created if needed).
-    `metadata` maps str keys to JSON values. Atomic: the old file survives a crash. Returns
-    the file written."""
+    `metadata` maps str keys to JSON values; `classes` (ints or strings, such as a Dataset's)
+    are the labels the net's class codes stand for, one per output (two for a single output).
+    Atomic: the old file survives a crash. Returns the file written."""
     target = checkpoint_path(path)
     if target != Path(path) and Path(path).suffix and not Path(path).is_dir():
         raise CheckpointError(
@@ -131,6 +138,11 @@ def save(
         "history": [{k: _plain(v) for k, v in r.items()} for r in history],
         "metadata": _json_metadata(metadata or {}),
     }
+    if classes is not None:
+        try:
+            header["classes"] = _checked_classes(classes, net).tolist()  # Python ints or strs
+        except ValueError as err:
+            raise CheckpointError(f"cannot save the classes: {err}") from err
     if optimizer is not None:
         state = optimizer.state_dict()
         header["optimizer"] = {**optimizer.config(), "t": int(state["t"])}
@@ -328,6 +340,12 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
     seed = header.get("seed")
     if seed is not None and type(seed) is not int:
         raise ValueError(f"its seed {seed!r} is not a whole number")
+    classes = header.get("classes")
+    if classes is not None and not (
+        isinstance(classes, list)
+        and (all(type(c) is int for c in classes) or all(type(c) is str for c in classes))
+    ):
+        raise ValueError(f"its classes {classes!r} are not a list of whole numbers or of strings")
     return Checkpoint(
         net=net,
         optimizer=_optimizer(header.get("optimizer"), tensors, net),
@@ -336,7 +354,29 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
         history=[dict(r) for r in header.get("history", [])],
         metadata=stored.metadata,
         path=source,
+        classes=(
+            np.arange(_n_classes(net), dtype=np.int64)
+            if classes is None
+            else _checked_classes(classes, net)
+        ),
     )
+
+
+def _n_classes(net: MLP) -> int:
+    """How many classes the net's outputs stand for: one each, two for a single output (its
+    threshold at 0.5 tells class 1 from class 0)."""
+    return 2 if net.sizes[-1] == 1 else net.sizes[-1]
+
+
+def _checked_classes(classes: ArrayLike, net: MLP) -> np.ndarray:
+    """classes as `class_array` checks them, one for each class the net's outputs stand for."""
+    values = class_array(classes)
+    if values.size != _n_classes(net):
+        raise ValueError(
+            f"{values.size} classes ({describe_classes(values)}) for a net whose outputs stand "
+            f"for {_n_classes(net)}"
+        )
+    return values
 
 
 def _check_size(config: Any, params: Mapping[str, np.ndarray]) -> None:

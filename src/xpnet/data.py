@@ -1,8 +1,9 @@
 """Dataset loaders: the packaged digits, XOR, and user data from .npz, .csv or MNIST IDX files.
 
 Everything here runs on the host with NumPy: a `Dataset` holds numpy arrays, and the training
-code moves them to the model's backend at one explicit point (`xpnet.asarray`). Every user
-mistake raises `DataError` with a one-line message naming the problem and the fix.
+code moves them to the model's backend at one explicit point (`xpnet.asarray`). Labels may be
+integers or text; they are coded 0..k-1 by the training data's classes (`xpnet.labels`). Every
+user mistake raises `DataError` with a one-line message naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .csvfile import read_csv
+from .labels import SHOW, DataError, encode_labels
 
 __all__ = [
     "DataError",
@@ -32,19 +37,15 @@ __all__ = [
 
 BUILTIN = ("digits", "xor", "mnist", "fashion-mnist")  # the last two downloaded (download.py)
 IDX_UBYTE = 0x08  # the IDX data type code of unsigned bytes, the only one MNIST uses
-SHOW = 5  # how many offending rows an error message lists
-OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mistaken for
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used as given; the message names the problem and the fix."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Host arrays ready for training: X (n, n_features) float64, y (n,) int64 labels;
-    `stored_shape` is X's shape in the file when it had more dimensions (images), which are
-    flattened to one row of features per sample.
+    """Host arrays ready for training: X (n, n_features) float64, y (n,) int64 class codes
+    0..n_classes-1, `classes` the label each code stands for (see xpnet.labels: the training
+    data's distinct labels, sorted; None: the codes are the labels); `stored_shape` is X's
+    shape in the file when it had more dimensions (images), which are flattened to one row of
+    features per sample.
 
     eq=False because element-wise array comparison has no single truth value.
     """
@@ -56,6 +57,17 @@ class Dataset:
     stored_shape: tuple[int, ...] | None = None  # X's shape as stored, when it was flattened
     # where the file's own test part starts (MNIST's t10k files after its train files)
     own_test: int | None = None
+    classes: np.ndarray | None = None  # the label of each code: int64 or str
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The labels as the file has them (y decoded)."""
+        return self.decode(self.y)
+
+    def decode(self, codes: ArrayLike) -> np.ndarray:
+        """The labels that class codes (a net's predictions) stand for."""
+        codes = np.asarray(codes)
+        return codes if self.classes is None else self.classes[codes]
 
     @property
     def n_features(self) -> int:
@@ -72,17 +84,35 @@ class Dataset:
         )
 
 
-def load_dataset(spec: str | os.PathLike) -> Dataset:
+def load_dataset(spec: str | os.PathLike, classes: ArrayLike | None = None) -> Dataset:
     """Load a built-in dataset by name, or a .npz file, .csv file or MNIST IDX directory.
 
     "digits", "xor", "mnist" and "fashion-mnist" name the built-in datasets (a plain string,
     not a path); the last two are downloaded on first use (`xpnet.download.fetch_idx`). Files
-    are read as stored: only digits (/16) and IDX images (/255) are scaled.
+    are read as stored: only digits (/16) and IDX images (/255) are scaled. The labels
+    (integers or text) are coded 0..k-1 by `classes`: by default the file's own distinct
+    labels, sorted, of which there must be at least 2 (training data); given (the training data's
+    `Dataset.classes`, or a checkpoint's), by those, so that test data shares the training
+    data's codes even when it lacks a class, and a label outside them raises DataError.
     """
+    data = _load(spec)
+    if classes is not None:
+        codes, known = encode_labels(data.labels, classes, str(spec))
+        return dataclasses.replace(data, y=codes, n_classes=known.size, classes=known)
+    if data.n_classes < 2:
+        raise DataError(
+            f"{data.name}: need at least 2 classes, found only label {data.labels[0]}; "
+            "a classifier needs examples of more than one class"
+        )
+    return data
+
+
+def _load(spec: str | os.PathLike) -> Dataset:
+    """The dataset `spec` names, its labels coded by its own classes."""
     if isinstance(spec, str) and spec in BUILTIN:
         if spec in ("digits", "xor"):
             return load_digits() if spec == "digits" else load_xor()
-        from .download import fetch_idx  # here, as download.py imports this module
+        from .download import fetch_idx  # here: urllib and ssl load only when a download may
 
         return _load_idx_dir(fetch_idx(spec))
     path = Path(spec)
@@ -179,7 +209,7 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     if outside.size:
         raise DataError(
             f"label {y[outside[0]]} (row {outside[0]}) is outside 0..{n_classes - 1}; "
-            "use labels 0..n_classes-1 with n_classes = max label + 1"
+            "code the labels 0..n_classes-1 first (xpnet.labels.encode_labels)"
         )
     out = np.zeros((y.shape[0], n_classes))
     out[np.arange(y.shape[0]), y] = 1.0
@@ -187,13 +217,14 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
-    """The given rows of data, keeping its name and n_classes so one-hot widths agree."""
+    """The given rows of data, keeping its name, n_classes and classes so that one-hot widths
+    and codes agree."""
     X = np.ascontiguousarray(data.X[rows])
     return dataclasses.replace(data, X=X, y=data.y[rows])
 
 
 def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
-    """Check X and y as a user would have them and convert to float64 X, int64 y."""
+    """Check X and y as a user would have them: float64 X, y coded by its own classes."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(
@@ -207,9 +238,9 @@ def _from_arrays(X: np.ndarray, y: np.ndarray, name: str) -> Dataset:
         )
     stored = tuple(np.shape(X))
     X = _features(X, name)
-    labels = _labels(y, name)
+    codes, classes = encode_labels(y, name=name)
     flattened = stored if len(stored) >= 3 else None
-    return Dataset(X, labels, name, _n_classes(labels, name), flattened)
+    return Dataset(X, codes, name, classes.size, flattened, classes=classes)
 
 
 def _features(X: np.ndarray, name: str) -> np.ndarray:
@@ -240,34 +271,6 @@ def _features(X: np.ndarray, name: str) -> np.ndarray:
     return X
 
 
-def _labels(y: np.ndarray, name: str) -> np.ndarray:
-    """y as int64, refusing anything that is not a non-negative whole number."""
-    if y.dtype.kind not in "biuf":
-        raise DataError(
-            f"{name}: labels must be non-negative integers, got dtype {y.dtype}; "
-            "encode the classes as 0..n_classes-1"
-        )
-    with np.errstate(invalid="ignore"):
-        bad_rows = np.flatnonzero(~np.isfinite(y) | (y < 0) | (y != np.round(y)))
-    if bad_rows.size:
-        raise DataError(
-            f"{name}: labels must be non-negative integers, found {y[bad_rows[0]]} "
-            f"(rows {bad_rows[:SHOW].tolist()}); encode the classes as 0..n_classes-1"
-        )
-    return y.astype(np.int64)
-
-
-def _n_classes(y: np.ndarray, name: str) -> int:
-    """max label + 1, once at least two distinct labels are present."""
-    present = np.unique(y)
-    if present.size < 2:
-        raise DataError(
-            f"{name}: need at least 2 classes, found only label {present[0]}; "
-            "a classifier needs examples of more than one class"
-        )
-    return int(present[-1]) + 1
-
-
 def _load_npz(path: Path) -> Dataset:
     """Arrays X and y from a numpy .npz archive, never unpickling objects."""
     arrays, keys = _read_npz(path, ("X", "y"))
@@ -292,49 +295,9 @@ def _read_npz(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray]
 
 
 def _load_csv(path: Path) -> Dataset:
-    """Comma-separated numbers, label in the last column; a first line none of whose cells is a
-    number is a header (a data row with one bad cell is kept, and reported as bad)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text; save it as a plain .csv file") from err
-    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
-    for number, line in numbered:
-        found = [name for sep, name in OTHER_SEPARATORS.items() if sep in line]
-        if found and "," not in line:
-            raise DataError(
-                f"{path}: line {number} is separated by {found[0]}, not commas; the file must "
-                "be comma-separated (label in the last column)"
-            )
-    if numbered and not any(_is_number(cell) for cell in numbered[0][1].split(",")):
-        numbered = numbered[1:]  # the header
-    if not numbered:
-        raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
-    try:
-        table = np.loadtxt([line for _, line in numbered], delimiter=",", comments=None, ndmin=2)
-    except ValueError as err:
-        raise DataError(_csv_problem(path, numbered) or f"{path}: {err}") from err
-    return _from_arrays(table[:, :-1], table[:, -1], path.stem)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _csv_problem(path: Path, numbered: list[tuple[int, str]]) -> str | None:
-    """The first line numpy could not read, described with its line number in the file."""
-    width = len(numbered[0][1].split(","))
-    for number, line in numbered:
-        cells = line.split(",")
-        if len(cells) != width:
-            return f"{path}: line {number} has {len(cells)} columns, expected {width}; fix that row"
-        if not all(_is_number(cell) for cell in cells):
-            return f"{path}: line {number} has a non-numeric cell: {line.strip()[:60]!r}"
-    return None
+    """The features and labels of a .csv file (see xpnet.csvfile)."""
+    X, y = read_csv(path)
+    return _from_arrays(X, y, path.stem)
 
 
 def _load_idx_dir(path: Path) -> Dataset:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data import DataError
 from .files import write_atomic
+from .labels import DataError
 
 __all__ = ["DATASETS", "Remote", "data_dir", "fetch_idx"]
 

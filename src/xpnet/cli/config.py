@@ -219,12 +219,14 @@ def _validation_split(train_set: Any, fraction: float) -> tuple[Any, Any]:
 
 
 def _data_digest(data: Any, spec: str) -> str | None:
-    """SHA-256 of the dataset as loaded (X as float64, y as int64, shapes), recorded with a
-    run so that --resume can tell that the data changed; None for the built-in datasets."""
+    """SHA-256 of the dataset as loaded (X as float64, the labels as the file has them: int64
+    or text; shapes), recorded with a run so that --resume can tell that the data changed;
+    None for the built-in datasets. Integer labels hash as the int64 labels did before they
+    were coded, so the digests of older runs still match."""
     if spec in BUILTIN:
         return None
     h = hashlib.sha256()
-    for a in (data.X, data.y):
+    for a in (data.X, data.labels):
         h.update(f"{a.dtype.str}|{a.shape}|".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
@@ -246,7 +248,8 @@ def _check_same_data(
 
 def _test_split(options: dict[str, Any], data: Any) -> tuple[Any, Any]:
     """(the training part, the test set): the fixed 80/20 split of the data, or all of it and
-    the --test-data file, which must have the same features and no class the data lacks."""
+    the --test-data file, which must have the same features, its labels coded by the data's
+    classes (it may lack some; a label the data lacks is refused)."""
     if options["test_data"] is None:
         k = data.own_test
         if options["own_split"] and k is not None:  # MNIST's own 60,000 / 10,000
@@ -255,17 +258,11 @@ def _test_split(options: dict[str, Any], data: Any) -> tuple[Any, Any]:
                 dataclasses.replace(data, X=data.X[k:], y=data.y[k:], own_test=None),
             )
         return train_test_split(data, TEST_FRACTION, SPLIT_SEED)
-    test = load_dataset(options["test_data"])
+    test = load_dataset(options["test_data"], classes=data.classes)
     if test.n_features != data.n_features:
         raise UsageError(
             f"--test-data {options['test_data']} has {test.n_features} features per sample but "
             f"--data {options['data']} has {data.n_features}; give test data of the same kind"
-        )
-    if test.n_classes > data.n_classes:
-        raise UsageError(
-            f"--test-data {options['test_data']} has labels up to {test.n_classes - 1} but "
-            f"--data {options['data']} only up to {data.n_classes - 1}: the net cannot "
-            "predict them"
         )
     return data, test
 

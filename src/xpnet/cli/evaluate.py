@@ -26,14 +26,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
     options = ck.metadata.get("options")
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
-    if args.data is not None:
-        data, where = load_dataset(args.data), "all samples"
+    if args.data is not None:  # the labels are coded as the run's training data's were
+        data, where = load_dataset(args.data, classes=ck.classes), "all samples"
     elif isinstance(options.get("test_data"), str):
-        data = load_dataset(options["test_data"])
+        data = load_dataset(options["test_data"], classes=ck.classes)
         _check_same_data(data, options, args.run_dir, "be evaluated", key="test_data")
         where = "the run's --test-data"
     elif isinstance(options.get("data"), str):
-        whole = load_dataset(options["data"])
+        whole = load_dataset(options["data"], classes=ck.classes)
         _check_same_data(whole, options, args.run_dir, "be evaluated (give --data to use it)")
         data, where = _test_split({**ABSENT, **options}, whole)[1], "the test split"
     else:
@@ -60,10 +60,13 @@ def _default_loss(net: MLP) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    net = load_checkpoint(_model(args.run_dir), args.backend, args.device).net
+    """Write the predicted labels (as the training data had them: numbers or text), the class
+    probabilities and the net's outputs for the inputs X of an .npz file."""
+    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
+    net = ck.net
     X = load_inputs(args.inputs)
     Y = predict(net, X)
-    labels = to_numpy(predicted_labels(Y, net.backend.xp))
+    labels = ck.classes[to_numpy(predicted_labels(Y, net.backend.xp))]
     outputs = to_numpy(Y)
     buffer = io.BytesIO()
     np.savez(

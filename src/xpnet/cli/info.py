@@ -12,6 +12,7 @@ from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
 from ..data import BUILTIN
 from ..download import DATASETS, data_dir
+from ..labels import describe_classes
 
 __all__ = ["cmd_info"]
 
@@ -52,7 +53,8 @@ def _datasets() -> str:
 
 
 def _summary(run: Path) -> None:
-    """A saved net layer by layer: sizes, activation, parameters (each and in all)."""
+    """A saved net layer by layer: sizes, activation, parameters (each and in all), and the
+    labels its class codes stand for."""
     ck = load_checkpoint(run, "numpy")
     net, params = ck.net, ck.net.parameters()
     optimizer = "" if ck.optimizer is None else f", {ck.optimizer.name} (step {ck.optimizer.t})"
@@ -71,3 +73,4 @@ def _summary(run: Path) -> None:
         sizes = f"{net.sizes[i - 1]} -> {net.sizes[i]}"
         print(f"{i:<7}{sizes:<14}{activation:<12}{count:>12,}  {shapes}")
     print(f"{'total':<33}{total:>12,}")
+    print(f"classes: {describe_classes(ck.classes)}")

@@ -17,6 +17,7 @@ from .. import plots
 from ..checkpoint import FILENAME, load_checkpoint, save
 from ..data import load_dataset
 from ..distributed import Communicator
+from ..labels import describe_classes
 from ..losses import LOSSES
 from ..scoring import evaluate
 from ..stopping import EarlyStopping
@@ -63,7 +64,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{out} already holds a run; continue it with --resume {out} --epochs N, "
                 "or choose another --out"
             )
-    data = load_dataset(options["data"])
+    # a resumed run codes the labels as it did, by its checkpoint's classes (0..n-1 for runs
+    # saved before they were stored); the digest check below sees any change of the labels
+    data = load_dataset(options["data"], classes=None if ck is None else ck.classes)
     if ck is None:
         options["data_sha256"] = _data_digest(data, options["data"])
     else:
@@ -102,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = print if lead else _silent
     say(
         f"{data.name}: {counts}{len(test_set)} test samples{_test_note(options, data, test_set)}"
-        f"{_flattened(data)}; "
+        f"{_flattened(data)}{_classes_note(data)}; "
         f"{' -> '.join(map(str, net.sizes))} {net.hidden} MLP ({_count(net):,} parameters, "
         f"seed {options['seed']}), {options['loss']}, {options['optimizer']} lr "
         f"{options['lr']}{_training_note(options)}, batch {options['batch_size']}; "
@@ -114,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lead:  # made once the setup is known good, by rank 0 alone
         out = out or _new_run_dir(Path(options["data"]).stem)
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", _config(options, net, group.size))
+        _write_json(out / "config.json", _config(options, net, data.classes, group.size))
     diverged: list[int] = []
     saved = [start]  # the epoch the checkpoint holds
 
@@ -133,7 +136,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         metadata: dict[str, Any] = {"options": options}
         if stopper is not None:
             if stopper.best_epoch == epoch:  # the net holds the best weights so far
-                save(net, out / BEST, {"options": options}, epoch=epoch, seed=options["seed"])
+                save(
+                    net,
+                    out / BEST,
+                    {"options": options},
+                    epoch=epoch,
+                    seed=options["seed"],
+                    classes=data.classes,
+                )
             metadata["early_stopping"] = stopper.state_dict()
         save(
             net,
@@ -143,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             epoch=epoch,
             seed=options["seed"],
             history=history.records,
+            classes=data.classes,
         )
         saved[0] = epoch
 
@@ -246,13 +257,15 @@ def _training_note(options: dict[str, Any]) -> str:
     return "".join(f", {n}" for n in notes)
 
 
-def _config(options: dict[str, Any], net: Any, processes: int) -> dict[str, Any]:
+def _config(options: dict[str, Any], net: Any, classes: Any, processes: int) -> dict[str, Any]:
     """config.json: every option of the run (data path and SHA-256 among them), the net, the
-    number of processes and the versions that trained it."""
+    labels its class codes stand for, the number of processes and the versions that trained
+    it."""
     library = {"array_api_strict": "array-api-strict"}.get(net.backend.name, net.backend.name)
     return {
         "options": options,
         "net": net.config(),
+        "classes": classes.tolist(),
         "parameters": _count(net),
         "processes": processes,
         "versions": {
@@ -362,7 +375,7 @@ def _finish(
         f"{metrics['backend']} on {metrics['device']}"
     )
     files = [FILENAME] + ([BEST] if (out / BEST).exists() else [])
-    files += ["metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
+    files += ["config.json", "metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
     print(f"saved in {out}: {', '.join(files)}")
     return EXIT_OK
 
@@ -384,6 +397,13 @@ def _diverged(epoch: int, history: History, options: dict[str, Any], out: Path) 
         file=sys.stderr,
     )
     return EXIT_DIVERGED
+
+
+def _classes_note(data: Any) -> str:
+    """The header's note on labels other than 0..k-1, which are coded as their sorted order."""
+    if data.classes.tolist() == list(range(data.n_classes)):
+        return ""
+    return f" ({data.n_classes} classes: {describe_classes(data.classes)})"
 
 
 def _flattened(data: Any) -> str:

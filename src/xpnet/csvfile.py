@@ -1,0 +1,82 @@
+"""Reading a dataset from a CSV file: numeric features, the label (a number or text) last.
+
+Lines are read as text, so every error names the line of the file it is about; the numbers
+are parsed by NumPy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .labels import DataError
+
+__all__ = ["read_csv"]
+
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mistaken for
+
+
+def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(X, labels) of a file of comma-separated numbers with the label (a number or text) in
+    the last column; a first line none of whose cells is a number is a header (a data row with
+    one bad cell is kept, and reported as bad). X is float64, one row per data line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text; save it as a plain .csv file") from err
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    for number, line in numbered:
+        found = [name for sep, name in OTHER_SEPARATORS.items() if sep in line]
+        if found and "," not in line:
+            raise DataError(
+                f"{path}: line {number} is separated by {found[0]}, not commas; the file must "
+                "be comma-separated (label in the last column)"
+            )
+    if numbered and not any(_is_number(cell) for cell in numbered[0][1].split(",")):
+        numbered = numbered[1:]  # the header
+    if not numbered:
+        raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
+    width = numbered[0][1].count(",") + 1
+    for number, line in numbered:
+        if line.count(",") + 1 != width:
+            raise DataError(
+                f"{path}: line {number} has {line.count(',') + 1} columns, expected {width}; "
+                "fix that row"
+            )
+    lines = [line for _, line in numbered]
+    try:
+        X = np.loadtxt(lines, delimiter=",", comments=None, ndmin=2, usecols=range(width - 1))
+    except ValueError as err:
+        raise DataError(_problem(path, numbered) or f"{path}: {err}") from err
+    return X, _labels([line.rpartition(",")[2] for line in lines])
+
+
+def _labels(cells: list[str]) -> np.ndarray:
+    """The label column: numbers when every cell is one (integers read exactly, as int64; else
+    floats, so 1 and 1.0 are one class), else text; the spaces and double quotes around a
+    cell are not part of its label."""
+    cells = [cell.strip() for cell in cells]
+    cells = [c[1:-1] if len(c) >= 2 and c[0] == c[-1] == '"' else c for c in cells]
+    for number in (int, float):
+        try:
+            return np.array([number(cell) for cell in cells])
+        except ValueError:
+            pass
+    return np.array(cells)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _problem(path: Path, numbered: list[tuple[int, str]]) -> str | None:
+    """The first line with a feature numpy could not read, named by its line in the file."""
+    for number, line in numbered:
+        if not all(_is_number(cell) for cell in line.split(",")[:-1]):
+            return f"{path}: line {number} has a non-numeric cell: {line.strip()[:60]!r}"
+    return None
