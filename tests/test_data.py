@@ -339,10 +339,15 @@ def test_no_feature_columns(tmp_path):
         load_dataset(path)
 
 
-def test_csv_non_numeric_cell_names_the_line(tmp_path):
+@pytest.mark.parametrize("labels", [("0", "1"), ("cat", "dog")])  # numbers or text
+def test_csv_non_numeric_cell_names_the_line(tmp_path, labels):
+    a, b = labels
     path = tmp_path / "bad.csv"
-    path.write_text("x,y,label\n1,2,0\n\n3,oops,1\n")
-    with pytest.raises(DataError, match=r"bad\.csv: line 4 has a non-numeric cell: '3,oops,1'"):
+    path.write_text(f"x,y,label\n1,2,{a}\n\n3,oops,{b}\n")
+    with pytest.raises(DataError, match=rf"bad\.csv: line 4 has a non-numeric cell: '3,oops,{b}'"):
+        load_dataset(path)
+    path.write_text(f"1,{a}\n,{b}\n")  # a blank feature
+    with pytest.raises(DataError, match=rf"line 2 has a non-numeric cell: ',{b}'"):
         load_dataset(path)
 
 
