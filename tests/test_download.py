@@ -322,6 +322,14 @@ def test_xpnet_train_on_mnist_downloads_once_and_uses_its_split(
     assert out.startswith("mnist (the test split, 10): accuracy") and err == ""
 
 
+def test_xpnet_train_quiet_downloads_without_a_word(server, cache, tmp_path, monkeypatch, capsys):
+    serve(monkeypatch, server, "good")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "mnist", "--epochs", "1", "--hidden", "8", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert_cached(cache / "mnist")
+
+
 def test_xpnet_train_when_no_mirror_answers_is_one_line_and_status_2(
     refused, cache, tmp_path, monkeypatch, capsys
 ):

@@ -18,7 +18,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -106,13 +106,15 @@ def fetch_idx(
     *,
     mirrors: Sequence[str] | None = None,
     checksums: Mapping[str, str] | None = None,
+    quiet: bool = False,
 ) -> Path:
     """The folder <cache_dir>/<name> holding the dataset's gzipped IDX files, after
     downloading those missing or corrupt (another SHA-256 than the pinned one). Cached files
     are checked on every call and need no network (hashing MNIST's 11.6 MB takes 10 ms, a
     hundredth of reading it). `cache_dir` defaults to `data_dir()`; `mirrors` and
-    `checksums` replace the registry's (a private mirror, tests). Raises DataError when a
-    file cannot be had from any mirror."""
+    `checksums` replace the registry's (a private mirror, tests); `quiet` drops the progress
+    bar and the lines on stderr. Raises DataError when a file cannot be had from any
+    mirror."""
     if name not in DATASETS:
         raise DataError(f"no dataset {name!r} to download; there are: {', '.join(DATASETS)}")
     remote = DATASETS[name]
@@ -124,12 +126,13 @@ def fetch_idx(
         f"in {folder} yourself, or set XPNET_DATA_DIR to a directory whose {name}/ folder "
         "holds them"
     )
+    say = _silent if quiet else _say
     for file, digest in checksums.items():
         target = folder / file
         if target.is_file():
             if _sha256(target) == digest:
                 continue
-            _say(f"{target} is corrupt (not the pinned SHA-256); downloading it again")
+            say(f"{target} is corrupt (not the pinned SHA-256); downloading it again")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -137,33 +140,40 @@ def fetch_idx(
                 f"cannot make the data cache {folder} ({err.strerror}); set XPNET_DATA_DIR to "
                 "a directory you can write"
             ) from err
-        write_atomic(target, _download(name, file, digest, mirrors, fix))
+        write_atomic(target, _download(name, file, digest, mirrors, fix, say))
     return folder
 
 
-def _download(name: str, file: str, digest: str, mirrors: Sequence[str], fix: str) -> bytes:
+def _download(
+    name: str,
+    file: str,
+    digest: str,
+    mirrors: Sequence[str],
+    fix: str,
+    say: Callable[[str], None],
+) -> bytes:
     """The bytes of `file` from the first mirror that serves them with the SHA-256 `digest`
-    (held in memory until checked: the largest file is 26 MB); when none does, DataError
-    naming each mirror's failure and `fix`, the ways out."""
+    (held in memory until checked: the largest file is 26 MB), told by `say`; when none
+    does, DataError naming each mirror's failure and `fix`, the ways out."""
     failures = []
     for base in mirrors:
         try:
-            data = _get(base.rstrip("/") + "/" + file, f"{name}/{file}")
+            data = _get(base.rstrip("/") + "/" + file, f"{name}/{file}", say is _say)
         except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts
             failures.append(f"{base}: {_reason(err)}")
             continue
         got = hashlib.sha256(data).hexdigest()
         if got == digest:
             after = f" (after {'; '.join(failures)})" if failures else ""
-            _say(f"downloaded {name}/{file} ({len(data):,} bytes) from {base}{after}")
+            say(f"downloaded {name}/{file} ({len(data):,} bytes) from {base}{after}")
             return data
         failures.append(f"{base}: wrong SHA-256 {got[:12]}..., expected {digest[:12]}...")
     raise DataError(f"cannot download {name}/{file}: {'; '.join(failures) or 'no mirrors'}; {fix}")
 
 
-def _get(url: str, label: str) -> bytes:
-    """The body of `url`, read in chunks under a progress bar when stderr is a terminal;
-    IncompleteRead when the connection closes before the announced length."""
+def _get(url: str, label: str, bar: bool) -> bytes:
+    """The body of `url`, read in chunks under a progress bar when `bar` and stderr is a
+    terminal; IncompleteRead when the connection closes before the announced length."""
     with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
         length = response.headers.get("Content-Length", "")
         total = int(length) if length.isdigit() else None
@@ -174,11 +184,11 @@ def _get(url: str, label: str) -> bytes:
             unit="B",
             unit_scale=True,
             leave=False,
-            disable=not sys.stderr.isatty(),
-        ) as bar:
+            disable=not (bar and sys.stderr.isatty()),
+        ) as progress:
             while chunk := response.read(CHUNK):
                 chunks.append(chunk)
-                bar.update(len(chunk))
+                progress.update(len(chunk))
     data = b"".join(chunks)
     if total is not None and len(data) < total:
         raise http.client.IncompleteRead(data, total - len(data))
@@ -212,3 +222,7 @@ def _reason(err: BaseException) -> str:
 
 def _say(message: str) -> None:
     print(f"xpnet: {message}", file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    """`_say` under `quiet`."""

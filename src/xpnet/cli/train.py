@@ -17,6 +17,7 @@ from .. import plots
 from ..checkpoint import FILENAME, load_checkpoint, save
 from ..data import load_dataset
 from ..distributed import Communicator
+from ..download import DATASETS, fetch_idx
 from ..labels import describe_classes
 from ..losses import LOSSES
 from ..scoring import evaluate
@@ -66,6 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
     # a resumed run codes the labels as it did, by its checkpoint's classes (0..n-1 for runs
     # saved before they were stored); the digest check below sees any change of the labels
+    if options["data"] in DATASETS:  # downloaded once, by rank 0; the others read its cache
+        if lead:
+            fetch_idx(options["data"], quiet=args.quiet)
+        group.barrier()
     data = load_dataset(options["data"], classes=None if ck is None else ck.classes)
     if ck is None:
         options["data_sha256"] = _data_digest(data, options["data"])
