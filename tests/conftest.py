@@ -8,11 +8,14 @@ import dataclasses
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import xpnet
+import xpnet.data
 
 # scikit-learn's array API dispatch (tests/test_sklearn.py) needs scipy's, switched on before
 # scipy is first imported.
@@ -116,6 +119,16 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
         yield case
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 digits as an .npz file (the CLI splits it 240 train / 60 test), read by the CLI
+    tests, never written."""
+    digits = xpnet.data.load_digits()
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, X=digits.X[:300], y=digits.y[:300])
+    return path
 
 
 @pytest.fixture

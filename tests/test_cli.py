@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run
 
 import xpnet
 import xpnet.files
@@ -22,22 +23,6 @@ from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.scoring import predicted_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit status, stdout, stderr)."""
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """300 digits as an .npz file: 240 train / 60 test."""
-    digits = load_digits()
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, X=digits.X[:300], y=digits.y[:300])
-    return path
 
 
 @pytest.fixture(scope="module")

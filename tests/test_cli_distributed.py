@@ -15,30 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MPIEXEC, needs_mpi
 
 import xpnet
 from xpnet.cli import main, parallel
-from xpnet.data import load_digits
 
-MPIEXEC = Path(sys.executable).parent / "mpiexec"
 XPNET = [sys.executable, "-m", "xpnet"]
-try:
-    import mpi4py
-except ImportError:
-    mpi4py = None
-needs_mpi = pytest.mark.skipif(
-    mpi4py is None or not MPIEXEC.exists(),
-    reason="mpi4py and its mpiexec are not installed here (pip install 'xpnet[mpi]')",
-)
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """300 digits as an .npz file."""
-    digits = load_digits()
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, X=digits.X[:300], y=digits.y[:300])
-    return path
 
 
 def mpiexec(n: int, *argv, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run
 
 import xpnet
 from xpnet.cli import main
@@ -20,12 +21,6 @@ from xpnet.data import load_dataset
 ANIMALS = np.array(["cat", "dog", "zebra"])
 CENTRES = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
 RUNS_0_1 = Path(__file__).parent / "data" / "runs-0.1"
-
-
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_line_error(capsys, *argv):

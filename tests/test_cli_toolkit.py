@@ -10,27 +10,13 @@ import shlex
 
 import numpy as np
 import pytest
+from helpers import run
 
 import xpnet
 import xpnet.cli.train
-from xpnet.cli import main
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.optim import SGD
 from xpnet.optim.schedules import Step
-
-
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    digits = load_digits()
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, X=digits.X[:300], y=digits.y[:300])
-    return path
 
 
 def history(run_dir):

@@ -11,10 +11,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MPIEXEC, needs_mpi
 
 import xpnet
 from xpnet import distributed
@@ -170,15 +170,6 @@ def test_import_xpnet_does_not_import_mpi4py():
 
 
 # -- real MPI ---------------------------------------------------------------------------------
-MPIEXEC = Path(sys.executable).parent / "mpiexec"  # this environment's, never a system one
-try:
-    import mpi4py
-except ImportError:
-    mpi4py = None
-needs_mpi = pytest.mark.skipif(
-    mpi4py is None or not MPIEXEC.exists(),
-    reason="mpi4py and its mpiexec are not installed here (pip install 'xpnet[mpi]')",
-)
 
 SCRIPT = textwrap.dedent(
     """

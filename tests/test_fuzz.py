@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
+from helpers import run
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -48,13 +49,6 @@ def new_dir(root: Path) -> Path:
     path = root / f"ex{next(COUNTER)}"
     path.mkdir()
     return path
-
-
-def run(capsys, argv):
-    capsys.readouterr()
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def check_outcome(status, out, err, argv):
@@ -180,7 +174,7 @@ def argv_of(draw, root: Path):
 
 def check_cli(capsys, material, data):
     argv = data.draw(argv_of(material))
-    status, out, err = run(capsys, argv)
+    status, out, err = run(capsys, *argv)
     check_outcome(status, out, err, argv)
     if status == 0 and argv[0] == "train" and "--out" in argv:
         metrics = strict_json(Path(argv[argv.index("--out") + 1]) / "metrics.json")
@@ -268,7 +262,7 @@ def check_data(capsys, material, data):
         path = data.draw(idx_dir(material))
     out = new_dir(material) / "r"
     argv = ["train", "--data", path, "--epochs", "1", "--hidden", "2", "--out", out]
-    status, stdout, err = run(capsys, argv)
+    status, stdout, err = run(capsys, *argv)
     check_outcome(status, stdout, err, argv)
     if status == 0:  # then the file is data, and the run used all of it
         loaded = load_dataset(path)
@@ -358,7 +352,7 @@ def damaged_checkpoint(draw, material: Path) -> tuple[Path, str]:
 def check_checkpoint(capsys, material, data):
     path, how = data.draw(damaged_checkpoint(material))
     argv = ["evaluate", path, "--data", "xor", "--backend", "numpy"]
-    status, out, err = run(capsys, argv)
+    status, out, err = run(capsys, *argv)
     check_outcome(status, out, err, argv)
     assert status == 2 or how == "flip", (how, out, err)
     if status == 0:  # a flip that changed nothing that matters: the same net must load
