@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.backend import BackendError
-from xpnet.inputs import count_nonfinite
+from xpnet.backend import BackendError, count_nonfinite
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
