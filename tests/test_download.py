@@ -21,7 +21,7 @@ import pytest
 
 from xpnet import download
 from xpnet.cli import main
-from xpnet.data import DataError, load_dataset
+from xpnet.data import DOWNLOADED, DataError, load_dataset
 from xpnet.download import DATASETS, Remote, data_dir, fetch_idx
 
 RNG = np.random.default_rng(0)
@@ -132,6 +132,7 @@ def assert_cached(folder) -> None:
 
 
 def test_the_registry_pins_four_files_per_dataset():
+    assert tuple(DATASETS) == DOWNLOADED  # the names load_dataset downloads
     for remote in DATASETS.values():
         assert sorted(remote.sha256) == sorted(FILES)
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in remote.sha256.values())

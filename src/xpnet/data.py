@@ -35,7 +35,9 @@ __all__ = [
     "train_test_split",
 ]
 
-BUILTIN = ("digits", "xor", "mnist", "fashion-mnist")  # the last two downloaded (download.py)
+PACKAGED = ("digits", "xor")  # shipped with xpnet
+DOWNLOADED = ("mnist", "fashion-mnist")  # fetched on first use (download.py)
+BUILTIN = PACKAGED + DOWNLOADED
 IDX_UBYTE = 0x08  # the IDX data type code of unsigned bytes, the only one MNIST uses
 
 
@@ -84,7 +86,9 @@ class Dataset:
         )
 
 
-def load_dataset(spec: str | os.PathLike, classes: ArrayLike | None = None) -> Dataset:
+def load_dataset(
+    spec: str | os.PathLike, classes: ArrayLike | None = None, *, quiet: bool = False
+) -> Dataset:
     """Load a built-in dataset by name, or a .npz file, .csv file or MNIST IDX directory.
 
     "digits", "xor", "mnist" and "fashion-mnist" name the built-in datasets (a plain string,
@@ -94,8 +98,9 @@ def load_dataset(spec: str | os.PathLike, classes: ArrayLike | None = None) -> D
     labels, sorted, of which there must be at least 2 (training data); given (the training data's
     `Dataset.classes`, or a checkpoint's), by those, so that test data shares the training
     data's codes even when it lacks a class, and a label outside them raises DataError.
+    `quiet` downloads without a progress bar or lines on stderr.
     """
-    data = _load(spec)
+    data = _load(spec, quiet)
     if classes is not None:
         codes, known = encode_labels(data.labels, classes, str(spec))
         return dataclasses.replace(data, y=codes, n_classes=known.size, classes=known)
@@ -107,14 +112,14 @@ def load_dataset(spec: str | os.PathLike, classes: ArrayLike | None = None) -> D
     return data
 
 
-def _load(spec: str | os.PathLike) -> Dataset:
+def _load(spec: str | os.PathLike, quiet: bool) -> Dataset:
     """The dataset `spec` names, its labels coded by its own classes."""
-    if isinstance(spec, str) and spec in BUILTIN:
-        if spec in ("digits", "xor"):
-            return load_digits() if spec == "digits" else load_xor()
+    if isinstance(spec, str) and spec in PACKAGED:
+        return load_digits() if spec == "digits" else load_xor()
+    if isinstance(spec, str) and spec in DOWNLOADED:
         from .download import fetch_idx  # here: urllib and ssl load only when a download may
 
-        return _load_idx_dir(fetch_idx(spec))
+        return _load_idx_dir(fetch_idx(spec, quiet=quiet))
     path = Path(spec)
     if not path.exists():
         raise DataError(f"no such file: {path} (built-in datasets are: {', '.join(BUILTIN)})")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
-from ..data import BUILTIN
-from ..download import DATASETS, data_dir
+from ..data import DOWNLOADED, PACKAGED
 from ..labels import describe_classes
 
 __all__ = ["cmd_info"]
@@ -43,11 +42,13 @@ def _version(package: str) -> str:
 
 def _datasets() -> str:
     """The built-in datasets, and where the downloaded ones are cached (present: all files)."""
+    from ..download import DATASETS, data_dir  # here: urllib and ssl load for `info` alone
+
     root = data_dir()
     cached = [n for n, r in DATASETS.items() if all((root / n / f).is_file() for f in r.sha256)]
     return (
-        f"datasets: {', '.join(n for n in BUILTIN if n not in DATASETS)} (packaged); "
-        f"{', '.join(DATASETS)} (downloaded on first use into {root}; cached: "
+        f"datasets: {', '.join(PACKAGED)} (packaged); "
+        f"{', '.join(DOWNLOADED)} (downloaded on first use into {root}; cached: "
         f"{', '.join(cached) or 'none'})"
     )
 

@@ -15,9 +15,8 @@ import numpy as np
 
 from .. import plots
 from ..checkpoint import FILENAME, load_checkpoint, save
-from ..data import load_dataset
+from ..data import DOWNLOADED, load_dataset
 from ..distributed import Communicator
-from ..download import DATASETS, fetch_idx
 from ..labels import describe_classes
 from ..losses import LOSSES
 from ..scoring import evaluate
@@ -67,11 +66,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
     # a resumed run codes the labels as it did, by its checkpoint's classes (0..n-1 for runs
     # saved before they were stored); the digest check below sees any change of the labels
-    if options["data"] in DATASETS:  # downloaded once, by rank 0; the others read its cache
-        if lead:
-            fetch_idx(options["data"], quiet=args.quiet)
+    # a dataset downloaded on first use is fetched by rank 0; the others read its cache
+    fetched_by_lead = options["data"] in DOWNLOADED
+    if fetched_by_lead and not lead:
+        group.barrier()  # rank 0 has loaded (and so cached) the data
+    data = load_dataset(
+        options["data"], classes=None if ck is None else ck.classes, quiet=args.quiet
+    )
+    if fetched_by_lead and lead:
         group.barrier()
-    data = load_dataset(options["data"], classes=None if ck is None else ck.classes)
     if ck is None:
         options["data_sha256"] = _data_digest(data, options["data"])
     else:
