@@ -1,6 +1,7 @@
 """End to end: one training epoch of `xpnet.fit` against what a user would otherwise write.
 
     python benchmarks/fit_e2e.py --out DIR [--samples 10000] [--rounds 7] [--device cpu|cuda]
+                                 [--batch 128]
 
 MNIST-shaped (784-256-256-10, ReLU, softmax cross-entropy, Adam lr 1e-3, batch 128, float32,
 uniform random inputs and labels): xpnet.fit on NumPy and on PyTorch (and CuPy on a GPU)
@@ -8,7 +9,8 @@ against the plain PyTorch loop (`randperm` batches; zero_grad; CrossEntropyLoss(
 y).backward(); Adam.step()) and scikit-learn's MLPClassifier.partial_fit (one epoch, the same
 architecture and Adam). Every implementation trains one epoch per round, the rounds
 interleaved so that load on a shared machine falls on all alike; the table gives medians and
-their ratios to the PyTorch loop, written to DIR/fit_e2e.json and DIR/fit_e2e.md."""
+their ratios to the PyTorch loop, written to DIR/fit_e2e.json and DIR/fit_e2e.md
+(fit_e2e-batchN.* for another --batch)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 import xpnet
 
-SIZES, LR, BATCH = [784, 256, 256, 10], 1e-3, 128
+SIZES, LR = [784, 256, 256, 10], 1e-3
 
 
 def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +36,9 @@ def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(0, 1, (n, SIZES[0])).astype(np.float32), rng.integers(0, 10, n)
 
 
-def xpnet_epoch(backend: str, device: str | None, X: np.ndarray, y: np.ndarray) -> Callable:
+def xpnet_epoch(
+    backend: str, device: str | None, X: np.ndarray, y: np.ndarray, batch: int
+) -> Callable:
     """One `xpnet.fit` epoch per call, the data moved to the device once, as a user would."""
     net = xpnet.MLP(SIZES, hidden="relu", output="identity", backend=backend, device=device)
     Xd, yd = xpnet.asarray(X, like=net), net.backend.from_host(y)
@@ -43,13 +47,13 @@ def xpnet_epoch(backend: str, device: str | None, X: np.ndarray, y: np.ndarray) 
 
     def run() -> None:
         xpnet.fit(net, Xd, yd, loss=loss, optimizer=opt, epochs=epoch[0] + 1,
-                  initial_epoch=epoch[0], batch_size=BATCH)  # fmt: skip
+                  initial_epoch=epoch[0], batch_size=batch)  # fmt: skip
         epoch[0] += 1
 
     return run
 
 
-def torch_loop_epoch(device: str, X: np.ndarray, y: np.ndarray) -> Callable:
+def torch_loop_epoch(device: str, X: np.ndarray, y: np.ndarray, batch: int) -> Callable:
     """The plain PyTorch training loop."""
     import torch
 
@@ -64,8 +68,8 @@ def torch_loop_epoch(device: str, X: np.ndarray, y: np.ndarray) -> Callable:
 
     def run() -> None:
         order = torch.randperm(Xt.shape[0], device=device)
-        for s in range(0, Xt.shape[0], BATCH):
-            idx = order[s : s + BATCH]
+        for s in range(0, Xt.shape[0], batch):
+            idx = order[s : s + batch]
             opt.zero_grad(set_to_none=True)
             lossf(model(Xt[idx]), yt[idx]).backward()
             opt.step()
@@ -73,10 +77,10 @@ def torch_loop_epoch(device: str, X: np.ndarray, y: np.ndarray) -> Callable:
     return run
 
 
-def sklearn_epoch(X: np.ndarray, y: np.ndarray) -> Callable:
+def sklearn_epoch(X: np.ndarray, y: np.ndarray, batch: int) -> Callable:
     from sklearn.neural_network import MLPClassifier
 
-    model = MLPClassifier(SIZES[1:-1], solver="adam", learning_rate_init=LR, batch_size=BATCH)
+    model = MLPClassifier(SIZES[1:-1], solver="adam", learning_rate_init=LR, batch_size=batch)
     classes = np.arange(SIZES[-1])
     return lambda: model.partial_fit(X, y, classes=classes)
 
@@ -95,20 +99,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (CPU)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     X, y = _data(args.samples)
-    impls: dict[str, Callable] = {"torch loop": torch_loop_epoch(args.device, X, y)}
+    batch = args.batch
+    impls: dict[str, Callable] = {"torch loop": torch_loop_epoch(args.device, X, y, batch)}
     if args.device == "cpu":
-        impls["xpnet[numpy]"] = xpnet_epoch("numpy", None, X, y)
-        impls["xpnet[torch]"] = xpnet_epoch("torch", "cpu", X, y)
-        impls["scikit-learn"] = sklearn_epoch(X, y)
+        impls["xpnet[numpy]"] = xpnet_epoch("numpy", None, X, y, batch)
+        impls["xpnet[torch]"] = xpnet_epoch("torch", "cpu", X, y, batch)
+        impls["scikit-learn"] = sklearn_epoch(X, y, batch)
     else:
-        impls["xpnet[torch-cuda]"] = xpnet_epoch("torch", "cuda", X, y)
+        impls["xpnet[torch-cuda]"] = xpnet_epoch("torch", "cuda", X, y, batch)
         if xpnet.available_backends()["cupy"] == "ok":
-            impls["xpnet[cupy]"] = xpnet_epoch("cupy", None, X, y)
+            impls["xpnet[cupy]"] = xpnet_epoch("cupy", None, X, y, batch)
     times: dict[str, list[float]] = {name: [] for name in impls}
     with threadpool_limits(args.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning per partial_fit
@@ -129,7 +135,7 @@ def main() -> None:
     ]
     table = "\n".join(
         [
-            f"One epoch, {args.samples} x 784, 784-256-256-10 ReLU, Adam, batch {BATCH}, "
+            f"One epoch, {args.samples} x 784, 784-256-256-10 ReLU, Adam, batch {batch}, "
             f"float32, {args.device}, {args.threads} threads, median of {args.rounds} "
             "interleaved rounds:",
             "",
@@ -140,9 +146,10 @@ def main() -> None:
     )
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fit_e2e.md").write_text(table + "\n")
+    name = "fit_e2e" if batch == 128 else f"fit_e2e-batch{batch}"
+    (args.out / f"{name}.md").write_text(table + "\n")
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "times": times}
-    (args.out / "fit_e2e.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ CONFIGS = {
 GROUPS = {
     "numpy": ["xpnet", "classic"],
     "torch": ["xpnet", "manual", "autograd"],
-    "torch-cuda": ["xpnet", "manual", "autograd"],
-    "cupy": ["xpnet", "xpnet+graph", "classic"],
+    "torch-cuda": ["xpnet", "xpnet+graph", "manual", "autograd"],
+    "cupy": ["xpnet", "classic"],
 }
 LR = 0.1
 

@@ -88,15 +88,16 @@ def xpnet_impl(lib: Lib, init: list[np.ndarray], x: Array, t: Array, lr: float) 
 
 
 def xpnet_graph(lib: Lib, init: list[np.ndarray], x: Array, t: Array, lr: float) -> Impl:
-    """xpnet's step captured once in a CUDA graph and replayed (CuPy only).
+    """xpnet's step captured once in a CUDA graph and replayed (torch-cuda only: CuPy cannot
+    capture cuBLAS calls).
 
     The capture runs the step twice for real first, so the returned step starts two updates
     further on."""
-    from xpnet.ops.cupy import capture
+    from xpnet.ops.torch import capture
 
     net = _xpnet_net(lib, init)
     loss, opt = xpnet.SSELoss(), xpnet.SGD(lr=lr)
-    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t), opt)
+    replay = capture(lambda: xpnet_train_step(net, loss, opt, x, t), net, opt)
     return Impl(replay, _xpnet_params(lib, net), steps_taken=2)
 
 

@@ -28,6 +28,7 @@ def test_decay_clipping_and_a_schedule_train_as_the_library_does(capsys, small, 
     """The CLI's run equals xpnet.fit with SGD(weight_decay, clip_norm, Step with warmup) on
     the same split, and history.csv's lr column holds each epoch's rate."""
     argv = ["train", "--data", small, "--hidden", "8", "--dtype", "float64", "--epochs", "4"]
+    argv += ["--backend", "numpy"]  # as the library's default, which it is compared with
     argv += ["--optimizer", "sgd", "--lr", "0.3", "--weight-decay", "0.01", "--clip-norm", "0.5"]
     argv += ["--lr-schedule", "step", "--warmup-epochs", "2", "--val-fraction", "0"]
     status, out, _ = run(capsys, *argv, "--out", tmp_path / "r")
@@ -222,7 +223,14 @@ def test_predict_writes_probabilities_and_labels(capsys, small, tmp_path):
     X = load_digits().X[:7]
     np.savez(tmp_path / "in.npz", X=X)
     status, out, _ = run(
-        capsys, "predict", tmp_path / "r", tmp_path / "in.npz", "-o", tmp_path / "p.npz"
+        capsys,
+        "predict",
+        tmp_path / "r",
+        tmp_path / "in.npz",
+        "-o",
+        tmp_path / "p.npz",
+        "--backend",
+        "numpy",
     )
     assert status == 0 and "probabilities" in out
     with np.load(tmp_path / "p.npz") as f:

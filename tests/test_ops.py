@@ -58,7 +58,8 @@ def test_every_fast_function_overrides_a_generic_one(fast, xp):
         and not name.startswith("_")
         and getattr(fn, "__module__", "") == module.__name__
     }
-    extras = {f"{act}_inplace" for act in ("sigmoid", "tanh", "relu", "identity")}
+    acts = ("sigmoid", "tanh", "relu", "identity")
+    extras = {f"{act}_inplace" for act in acts} | {f"bias_{act}_inplace" for act in acts}
     extras |= {"linear_backward_into", "capture"}  # the flat gradient path; CUDA graphs
     assert own - extras <= set(vars(generic)), sorted(own - extras - set(vars(generic)))
     for act in ("sigmoid", "tanh"):
@@ -122,6 +123,41 @@ def test_activation_backward_matches_generic(fast, xp, backend, dtype, name):
     np.testing.assert_array_equal(xpnet.to_numpy(grad), grad_host)
     np.testing.assert_array_equal(xpnet.to_numpy(y), y_host)
     _close(getattr(fast, f"{name}_inplace")(x, xp), y, dtype)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_forward_is_the_activation_of_the_affine_map(xp, backend, dtype, name, bias):
+    """Activation.forward_linear, as MLP.forward chains a layer pair (on CuPy the bias add and
+    the activation in one kernel, `bias_<name>_inplace`), equals generic activation(x @ W + b)
+    on every backend, ties at 0 and the sigmoid's far tails included."""
+    linear = xpnet.Linear(12, len(EXTREMES), backend=backend, dtype=dtype, seed=3, bias=bias)
+    x = _rand(backend, dtype, 9, 12, seed=4)
+    if bias:  # product rows + b hit the extremes and exact zeros in column j
+        linear.set_parameter("b", _arr(EXTREMES, backend, dtype) - (x @ linear.W)[0, ...])
+    affine = x @ linear.W + linear.b if bias else x @ linear.W
+    want = getattr(generic, name)(affine, xp)
+    activation = xpnet.layers.ACTIVATIONS[name]()
+    got = activation.forward_linear(linear, x)
+    terms = np.abs(xpnet.to_numpy(x)) @ np.abs(xpnet.to_numpy(linear.W))  # what may cancel
+    _close(got, want, dtype, scale=12, magnitude=12 * float(terms.max()))
+    grad = _rand(backend, dtype, 9, len(EXTREMES), seed=5)  # backward reads the cached output
+    want_grad = getattr(generic, f"{name}_backward")(got, grad, xp)
+    _close(activation.backward(grad), want_grad, dtype, magnitude=float(xp.max(xp.abs(grad))))
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
+def test_fused_bias_activation_matches_generic(fast, xp, backend, dtype, name):
+    op = getattr(fast, f"bias_{name}_inplace", None)
+    if op is None:
+        pytest.skip(f"{xp.__name__} fuses no bias add with {name}: the layers add, then activate")
+    y = _rand(backend, dtype, 6, len(EXTREMES), seed=6)
+    b = _arr(EXTREMES, backend, dtype)
+    want = getattr(generic, name)(y + b, xp)
+    got = op(y, b, xp)
+    _close(got, want, dtype)
+    if is_writeable_array(y):
+        _close(y, want, dtype)  # written into the product it was given
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 3), (64, 128, 10), (5, 40, 30)])
@@ -230,34 +266,63 @@ def test_training_is_the_same_with_the_fast_paths_off(backend, fast, monkeypatch
         np.testing.assert_allclose(fast_params[k], v, rtol=1e-12, atol=1e-14)
 
 
-def test_cupy_graph_replays_the_step():
-    """A captured SGD step, replayed, moves the weights as eager steps do (GPU only)."""
-    if xpnet.available_backends()["cupy"] != "ok":
-        pytest.skip(f"cupy: {xpnet.available_backends()['cupy']}")
-    from xpnet.ops.cupy import capture
+def _sgd_step(net, x, t, opt):
+    loss = xpnet.SSELoss()
+
+    def step():
+        value = loss.forward(net.forward(x), t)
+        net.backward(loss.backward(), input_grad=False)
+        opt.step(net)
+        return value
+
+    return step
+
+
+def test_cuda_graph_replays_the_step():
+    """A captured SGD step, replayed, moves the weights as eager steps do (torch-cuda only)."""
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+    from xpnet.ops.torch import capture
 
     rng = np.random.default_rng(0)
     X, T = rng.random((16, 4)), (rng.random((16, 2)) < 0.5).astype(float)
-    nets = [xpnet.MLP([4, 6, 2], backend="cupy", dtype="float64", seed=1) for _ in range(2)]
+    nets = [
+        xpnet.MLP([4, 6, 2], backend="torch", device="cuda", dtype="float64", seed=1)
+        for _ in range(2)
+    ]
     x, t = xpnet.asarray(X, like=nets[0]), xpnet.asarray(T, like=nets[0])
     runs = []
     for net, graphed in zip(nets, (False, True), strict=True):
-        loss, opt = xpnet.SSELoss(), xpnet.SGD(lr=0.3)
-
-        def step(net=net, loss=loss, opt=opt):
-            value = loss.forward(net.forward(x), t)
-            net.backward(loss.backward(), input_grad=False)
-            opt.step(net)
-            return value
-
+        opt = xpnet.SGD(lr=0.3)
+        step = _sgd_step(net, x, t, opt)
         if graphed:
-            replay = capture(step, opt)  # two eager steps, then the capture
-            values = [replay() for _ in range(3)]
+            replay = capture(step, net, opt)  # two eager steps, then the capture
+            values = [float(xpnet.to_numpy(replay())) for _ in range(3)]
         else:
-            values = [step() for _ in range(5)][2:]
-        runs.append(([float(xpnet.to_numpy(v)) for v in values], net.parameters()))
-    np.testing.assert_allclose(runs[1][0][-1], runs[0][0][-1], rtol=1e-12)
-    with pytest.raises(ValueError, match="Adam cannot be captured in a CUDA graph"):
-        capture(step, xpnet.Adam())
+            values = [float(xpnet.to_numpy(step())) for _ in range(5)][2:]
+        runs.append((values, net.parameters()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12)
+    assert runs[0][0][0] != runs[0][0][-1]  # the steps moved the loss: replays are not no-ops
     for k, p in runs[0][1].items():
         np.testing.assert_allclose(xpnet.to_numpy(runs[1][1][k]), xpnet.to_numpy(p), rtol=1e-12)
+    with pytest.raises(ValueError, match="Adam cannot be captured in a CUDA graph"):
+        capture(step, nets[0], xpnet.Adam())
+
+
+def test_capture_refuses_a_net_off_the_gpu():
+    """A graph records CUDA work only: a CPU net's step would replay as nothing."""
+    pytest.importorskip("torch", reason="torch not installed")
+    from xpnet.ops.torch import capture
+
+    net = xpnet.MLP([4, 6, 2], backend="torch", device="cpu", seed=1)
+    x, t = xpnet.asarray(np.ones((3, 4)), like=net), xpnet.asarray(np.zeros((3, 2)), like=net)
+    opt = xpnet.SGD(lr=0.3)
+    with pytest.raises(ValueError, match="capture records CUDA work, and this net is on cpu"):
+        capture(_sgd_step(net, x, t, opt), net, opt)
+    np.testing.assert_array_equal(
+        xpnet.to_numpy(net.parameters()["W1"]),
+        xpnet.to_numpy(
+            xpnet.MLP([4, 6, 2], backend="torch", device="cpu", seed=1).parameters()["W1"]
+        ),
+    )

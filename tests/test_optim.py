@@ -265,7 +265,7 @@ def test_step_sums_gradients_with_the_given_allreduce():
 
 
 def test_only_optimizers_with_fixed_numbers_can_be_captured_in_a_cuda_graph():
-    """ops.cupy.capture asks the optimizer first: a graph would freeze Adam's bias corrections
+    """ops.torch.capture asks the optimizer first: a graph would freeze Adam's bias corrections
     and a schedule's learning rate."""
     xpnet.SGD(lr=0.1).check_capturable()
     xpnet.Momentum(lr=0.1, weight_decay=0.01, clip_norm=1.0).check_capturable()

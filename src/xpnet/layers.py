@@ -91,10 +91,12 @@ class Linear:
             raise KeyError(f"{self!r} has parameters {list(self.params)}, not {name!r}")
         self.parameter_buffer.set(target, value)
 
-    def forward(self, x: Array) -> Array:
+    def forward(self, x: Array, add_bias: bool = True) -> Array:
+        """x @ W + b; x @ W alone when `add_bias` is False (the caller adds b, as a fused
+        bias-and-activation op does)."""
         self._x = x
         params = self.parameter_buffer.params
-        b = None if self._b is None else params[self._b]
+        b = None if self._b is None or not add_bias else params[self._b]
         return self._ops.linear(x, params[self._w], b, self._xp)
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
@@ -143,6 +145,7 @@ class Activation:
         self._xp: ModuleType | None = None
         self._forward: Any = None
         self._forward_inplace: Any = None
+        self._bias_inplace: Any = None
         self._backward: Any = None
 
     def _bind(self, x: Array) -> None:
@@ -151,6 +154,7 @@ class Activation:
         fns = ops.ops_for(self._xp)
         self._forward = getattr(fns, self.name)
         self._forward_inplace = getattr(fns, self.name + "_inplace")
+        self._bias_inplace = getattr(fns, f"bias_{self.name}_inplace", None)
         self._backward = getattr(fns, self.name + "_backward")
         self._array_type = type(x)
 
@@ -163,6 +167,21 @@ class Activation:
         if type(x) is not self._array_type:
             self._bind(x)
         self._y = y = (self._forward_inplace if inplace else self._forward)(x, self._xp)
+        return y
+
+    def forward_linear(self, linear: Linear, x: Array) -> Array:
+        """The activation of linear.forward(x), computed in place into the layer's fresh
+        output, as MLP.forward chains them; where the ops fuse the bias add with this
+        activation (`bias_<name>_inplace`), the two are one pass over that output."""
+        if type(x) is not self._array_type:
+            self._bind(x)
+        fused = self._bias_inplace
+        b = None if fused is None else linear.b
+        if b is None:
+            y = self._forward_inplace(linear.forward(x), self._xp)
+        else:
+            y = fused(linear.forward(x, add_bias=False), b, self._xp)
+        self._y = y
         return y
 
     def backward(self, grad: Array) -> Array:

@@ -166,7 +166,7 @@ class MLP:
         self.check_input(X)
         layers = self.layers
         for k in range(0, len(layers), 2):
-            X = layers[k + 1].forward(layers[k].forward(X), inplace=True)
+            X = layers[k + 1].forward_linear(layers[k], X)
         self._output_shape = X.shape
         return X
 

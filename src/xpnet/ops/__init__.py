@@ -5,7 +5,9 @@ namespace has one (ops/numpy.py, ops/torch.py, ops/cupy.py, ops/jax.py, each tes
 
 A fast module defines only what it speeds up (its `__all__`), with `generic`'s names and
 arguments. Every activation has an `<name>_inplace(x, xp)` that may overwrite x (generic's
-returns a new array)."""
+returns a new array). A fast module may also offer `bias_<name>_inplace(y, b, xp)`: a layer's
+bias add and activation in one pass over its product y (CuPy: one kernel); where it is
+absent, the layers add the bias and call `<name>_inplace`."""
 
 from __future__ import annotations
 

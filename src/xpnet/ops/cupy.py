@@ -1,19 +1,20 @@
-"""Fused CuPy kernels for the ops in `generic`, and CUDA-graph capture of a whole step.
+"""Fused CuPy kernels for the ops in `generic`.
 
 Each elementwise step is one kernel (`cupy.ElementwiseKernel`): the sigmoid in the split form
-of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, the bias add, the
-SSE loss value as one reduction, and the SGD, momentum and Adam updates in place. Nothing
+of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, a layer's bias add
+and activation in one pass over its product (`bias_<activation>_inplace`), the SSE loss value
+as one reduction, and the SGD, momentum and Adam updates in place. Nothing
 here synchronises with the host. Each returns what its generic twin returns, to rounding
 (tested against it where a GPU is present); an `_inplace` op may overwrite its input, which
 its caller promises not to read again.
 
-For small nets, where launch overhead dominates, `capture(step)` records a whole training
-step in a CUDA graph and returns a function that replays it.
+There is no CUDA-graph capture here: CuPy (13.x, 14.2 seen) refuses every cuBLAS call while a
+stream is capturing ("calling cuBLAS API during stream capture is currently unsupported"), and
+each step multiplies matrices; `ops.torch.capture` records a step on torch-cuda instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +24,10 @@ from . import generic
 
 __all__ = [
     "adam_update",
-    "capture",
+    "bias_identity_inplace",
+    "bias_relu_inplace",
+    "bias_sigmoid_inplace",
+    "bias_tanh_inplace",
     "linear_backward",
     "linear_backward_into",
     "momentum_update",
@@ -38,16 +42,20 @@ __all__ = [
 
 Array = Any
 
-_sigmoid = cupy.ElementwiseKernel(
-    "T x",
-    "T y",
-    """
-    T e = exp(-fabs(x));
-    T r = T(1) / (T(1) + e);
-    y = x >= T(0) ? r : e * r;
-    """,
-    "xpnet_sigmoid",
-)
+# each activation as CUDA code from x to y; the sigmoid in generic.sigmoid's split form, the
+# relu as generic.relu's `where(x > 0, x, 0)` (NaN to 0 alike)
+_ACTIVATION_CODE = {
+    "identity": "y = x;",
+    "relu": "y = x > T(0) ? x : T(0);",
+    "sigmoid": "T e = exp(-fabs(x)); T r = T(1) / (T(1) + e); y = x >= T(0) ? r : e * r;",
+    "tanh": "y = tanh(x);",
+}
+_sigmoid = cupy.ElementwiseKernel("T x", "T y", _ACTIVATION_CODE["sigmoid"], "xpnet_sigmoid")
+# y <- activation(y + b), b broadcast along the rows: a layer's product finished in one pass
+_BIAS_ACTIVATION = {
+    name: cupy.ElementwiseKernel("T b", "T y", "T x = y + b; " + code, f"xpnet_bias_{name}")
+    for name, code in _ACTIVATION_CODE.items()
+}
 _sigmoid_backward = cupy.ElementwiseKernel(
     "T y, T g", "T out", "out = g * y * (T(1) - y)", "xpnet_sigmoid_backward"
 )
@@ -111,6 +119,31 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     if not _same(y, grad):
         return grad * (1.0 - y * y)
     return _tanh_backward(y, grad)
+
+
+def _bias_activation(y: Array, b: Array, name: str, xp: ModuleType) -> Array:
+    """activation(y + b) written into y (a layer's fresh product) in one kernel; other inputs
+    take the two generic steps."""
+    if _float(y) and _float(b) and b.dtype == y.dtype:
+        return _BIAS_ACTIVATION[name](b, y)
+    y += b
+    return getattr(generic, name)(y, xp)
+
+
+def bias_identity_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
+    return _bias_activation(y, b, "identity", xp)
+
+
+def bias_relu_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
+    return _bias_activation(y, b, "relu", xp)
+
+
+def bias_sigmoid_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
+    return _bias_activation(y, b, "sigmoid", xp)
+
+
+def bias_tanh_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
+    return _bias_activation(y, b, "tanh", xp)
 
 
 def linear_backward(
@@ -188,48 +221,3 @@ def adam_update(
     scalars = (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, inv_correction2)
     _adam(g, *(_scalar(p, s) for s in scalars), p, m, v)
     return p, m, v
-
-
-class _Replay:
-    """A captured step: calling it launches the graph and returns the captured result."""
-
-    def __init__(self, graph: Any, stream: Any, pool: Any, result: Any) -> None:
-        self.graph, self.stream, self.result = graph, stream, result
-        self.pool = pool  # the graph's memory lives as long as the graph
-
-    def __call__(self) -> Any:
-        self.graph.launch(self.stream)
-        return self.result
-
-
-def capture(step: Callable[[], Any], optimizer: Any) -> Callable[[], Any]:
-    """Record `step` (a whole training step on fixed device arrays, updating with
-    `optimizer`) in a CUDA graph; return a function that replays it and returns what `step`
-    returned (its arrays refilled).
-
-    `step` runs twice for real first, so everything it keeps (gradients, optimizer state) is
-    allocated and the memory pool holds a block for every temporary: the capture itself
-    runs nothing and allocates nothing from the device. The temporaries come from a pool of
-    the graph's own, so no other array is ever handed memory the graph writes. Feed new data
-    by copying into the arrays `step` reads (`x[...] = batch`). A graph replays the Python
-    numbers of the step it recorded, so an optimizer whose numbers change per step (Adam's
-    bias corrections, a learning-rate schedule) is refused (`optimizer.check_capturable`)."""
-    optimizer.check_capturable()
-    pool = cupy.cuda.MemoryPool()
-    stream = cupy.cuda.Stream()  # a blocking stream: ordered with the default stream
-    cupy.cuda.Device().synchronize()
-    with cupy.cuda.using_allocator(pool.malloc), stream:
-        step()
-        step()
-        stream.synchronize()
-        stream.begin_capture()
-        try:
-            result = step()
-        except BaseException:
-            try:  # end the broken capture, but report what broke it
-                stream.end_capture()
-            except Exception:
-                pass
-            raise
-        graph = stream.end_capture()
-    return _Replay(graph, stream, pool, result)

@@ -4,10 +4,14 @@
 bias add, and the in-place `add_`/`addcmul_`/`addcdiv_` updates of `torch.optim`. Each returns
 what its generic twin returns, to rounding (tested against it); an `_inplace` op may
 overwrite its input, which its caller promises not to read again.
+
+For small nets on a GPU, where kernel launches dominate, `capture(step, net, optimizer)`
+records a whole training step in a CUDA graph and returns a function that replays it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +21,7 @@ from . import generic
 
 __all__ = [
     "adam_update",
+    "capture",
     "linear",
     "linear_backward",
     "linear_backward_into",
@@ -141,3 +146,46 @@ def adam_update(
     denom = v.sqrt().mul_(inv_correction2).add_(eps)
     p.addcdiv_(m, denom, value=-step)
     return p, m, v
+
+
+class _Replay:
+    """A captured step: calling it replays the graph and returns the captured result."""
+
+    def __init__(self, graph: Any, result: Any) -> None:
+        self.graph, self.result = graph, result  # the graph keeps its memory pool alive
+
+    def __call__(self) -> Any:
+        self.graph.replay()
+        return self.result
+
+
+def capture(step: Callable[[], Any], net: Any, optimizer: Any) -> Callable[[], Any]:
+    """Record `step` (a whole training step of `net` on fixed CUDA tensors, updating with
+    `optimizer`) in a CUDA graph; return a function that replays it and returns what `step`
+    returned (its tensors refilled).
+
+    `step` runs twice for real first, on a side stream as PyTorch's graph recipe asks, so
+    everything it keeps (gradients, optimizer state) exists before the capture; the graph's
+    temporaries come from a memory pool of its own. Feed new data by copying into the tensors
+    `step` reads (`x.copy_(batch)`). A graph replays the Python numbers of the step it
+    recorded, so an optimizer whose numbers change per step (Adam's bias corrections, a
+    learning-rate schedule) is refused (`optimizer.check_capturable`), as is a net off the
+    GPU, whose step a graph would not record at all."""
+    device = net.backend.device
+    if getattr(device, "type", None) != "cuda":
+        raise ValueError(
+            f"capture records CUDA work, and this net is on {device}: build it with "
+            "backend='torch', device='cuda' (CuPy cannot capture the cuBLAS products)"
+        )
+    optimizer.check_capturable()
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            step()
+            step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            result = step()
+    return _Replay(graph, result)

@@ -154,7 +154,7 @@ class Optimizer:
 
     def check_capturable(self) -> None:
         """Raise ValueError unless every number this optimizer hands its update kernel stays
-        the same from step to step, as a CUDA graph (ops.cupy.capture) replays them."""
+        the same from step to step, as a CUDA graph (ops.torch.capture) replays them."""
         reason = self.varies_per_step
         if not reason and not (
             type(self.schedule) is Constant and self.schedule.warmup_epochs == 0
