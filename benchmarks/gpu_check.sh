@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# xpnet's GPU proof in one go, on a GPU machine without network (about 4 minutes on an H200):
+# ../shared/gpu/check.sh extended with the CLI's parity across backends, checkpoints across
+# devices, the end-to-end comparison at two batch sizes and the step runner. On the CPU
+# machine first (../shared/GPU.md):
+#   printf '/.whl/\n/.gpu/\n' >> .git/info/exclude
+#   mkdir -p .whl .gpu && cp ../shared/wheels/*.whl .whl/
+#   xpnet train --backend numpy --out .gpu/cpu-run --quiet        # a checkpoint made on a CPU
+#   git archive BASE src | tar -x -C .gpu/before                   # optional: code to compare
+# then, with .whl and .gpu carried along:  bash benchmarks/gpu_check.sh
+# Everything lands under $OUT (at most 8 files come back: logs and one results.tar.gz).
+set -u
+OUT=${OUT:-/tmp/xpnet-gpu-out}
+W=/tmp/xpnet-gpu-work
+mkdir -p "$OUT" "$W"
+T0=$(date +%s)
+stamp() { echo "== $1 at +$(($(date +%s) - T0)) s"; }
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SCIPY_ARRAY_API=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false # JAX must not take 75 % of the GPU per process
+python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import xpnet, cupy, torch; print(xpnet.available_backends(), 'cupy', cupy.__version__, 'torch', torch.__version__)"
+} 2>&1 | tee "$OUT/gpu.txt"
+set -o pipefail
+
+stamp pytest # the suite on the GPU backends (CI proves the CPU ones); pytest-benchmark
+# warns under xdist, which the suite's filterwarnings=error would turn into a crash
+XPNET_BACKENDS=cupy,cupy-f64,torch-cuda timeout 240 python3 -m pytest -q -n 8 --maxfail=60 \
+  -p no:cacheprovider -p no:benchmark -rfE --durations=10 tests 2>&1 |
+  tee "$OUT/pytest-gpu.log" | tail -n 40
+
+stamp cli # the default job, same seed, on three backends; checkpoints across devices
+{
+  timeout 60 python3 -m xpnet train --backend numpy --out $W/run-numpy --quiet
+  timeout 60 python3 -m xpnet train --backend cupy --out $W/run-cupy --quiet
+  timeout 60 python3 -m xpnet train --backend torch --device cuda --out $W/run-torch-cuda --quiet
+  timeout 30 python3 -m xpnet evaluate $W/run-cupy --backend numpy
+  timeout 30 python3 -m xpnet evaluate $W/run-cupy --backend torch --device cuda
+  if [ -d .gpu/cpu-run ]; then
+    timeout 30 python3 -m xpnet evaluate .gpu/cpu-run --backend cupy
+    timeout 30 python3 -m xpnet evaluate .gpu/cpu-run --backend torch --device cuda
+  fi
+} 2>&1 | tee "$OUT/cli.log"
+
+stamp e2e # xpnet.fit against the PyTorch CUDA loop; the older code too where given
+{
+  for batch in 128 1024; do
+    timeout 60 python3 benchmarks/fit_e2e.py --device cuda --samples 60000 --rounds 7 \
+      --batch $batch --out $W/e2e
+    if [ -d .gpu/before/src ]; then
+      PYTHONPATH=/tmp/site:$PWD/.gpu/before/src timeout 60 python3 benchmarks/fit_e2e.py \
+        --device cuda --samples 60000 --rounds 7 --batch $batch --out $W/e2e-before
+    fi
+  done
+} 2>&1 | tee "$OUT/e2e.log"
+
+stamp bench # the step runner: against the classic step, PyTorch and the hardware floors
+timeout 130 python3 benchmarks/run.py --backends cupy,torch --out $W/bench 2>&1 |
+  tee "$OUT/bench.log" | tail -n 60
+stamp done
+tar -czf "$OUT/results.tar.gz" --exclude='*.png' -C $W .
+ls -la "$OUT"
