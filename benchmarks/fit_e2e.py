@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 import xpnet
 
-SIZES, LR = [784, 256, 256, 10], 1e-3
+SIZES, LR, BATCH = [784, 256, 256, 10], 1e-3, 128  # BATCH: the default --batch
 
 
 def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (CPU)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=BATCH)
     args = parser.parse_args()
     import torch
 
@@ -146,7 +146,7 @@ def main() -> None:
     )
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "fit_e2e" if batch == 128 else f"fit_e2e-batch{batch}"
+    name = "fit_e2e" if batch == BATCH else f"fit_e2e-batch{batch}"
     (args.out / f"{name}.md").write_text(table + "\n")
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "times": times}
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
