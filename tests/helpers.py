@@ -1,14 +1,19 @@
 """What several test modules share: running the CLI in-process, the project's own mpiexec,
-and the comparison of weights with a stored run."""
+the comparison of weights with a stored run and the editing of a saved checkpoint."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
+from xpnet.checkpoint import _digest
 from xpnet.cli import main
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"  # this environment's, never a system one
@@ -37,3 +42,22 @@ def assert_same_training(got: np.ndarray, want: np.ndarray, err_msg: str = "") -
     another CPU differs by about 2e-7 after an epoch, and a lost optimizer state or a missed
     step moves the weights by about 1e-3."""
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=err_msg)
+
+
+def rewrite_checkpoint(
+    path: Path,
+    header_edit: Callable[[dict[str, Any]], Any] | None = None,
+    tensors_edit: Callable[[dict[str, np.ndarray]], Any] | None = None,
+    sign: bool = True,
+) -> None:
+    """Edit a saved file's xpnet header and/or tensors and write it back as safetensors,
+    re-signed (sign=False keeps the old SHA-256, as a corrupted file would)."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["xpnet"])
+    tensors = safetensors.numpy.load(data)
+    (header_edit or (lambda h: None))(header)
+    (tensors_edit or (lambda t: None))(tensors)
+    if sign:
+        header["sha256"] = _digest(tensors, header)
+    path.write_bytes(safetensors.numpy.save(tensors, metadata={"xpnet": json.dumps(header)}))

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
+from helpers import rewrite_checkpoint as _rewrite
 
 import xpnet
 import xpnet.files
-from xpnet.checkpoint import FILENAME, _digest
+from xpnet.checkpoint import FILENAME
 
 rng = np.random.default_rng(0)
 X_SMALL = rng.random((96, 5))
@@ -191,20 +192,6 @@ def test_write_atomic_names_the_target_not_the_temporary_file(tmp_path):
 def _saved(tmp_path) -> Path:
     net, opt = trained(epochs=1)
     return xpnet.save(net, tmp_path / "ck.safetensors", optimizer=opt, epoch=1)
-
-
-def _rewrite(path: Path, header_edit=None, tensors_edit=None, sign=True) -> None:
-    """Edit a saved file's xpnet header and/or tensors and write it back as safetensors,
-    re-signed (sign=False keeps the old SHA-256, as a corrupted file would)."""
-    data = path.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["xpnet"])
-    tensors = safetensors.numpy.load(data)
-    (header_edit or (lambda h: None))(header)
-    (tensors_edit or (lambda t: None))(tensors)
-    if sign:
-        header["sha256"] = _digest(tensors, header)
-    path.write_bytes(safetensors.numpy.save(tensors, metadata={"xpnet": json.dumps(header)}))
 
 
 def test_the_rewriter_keeps_a_valid_file(tmp_path):

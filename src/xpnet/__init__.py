@@ -13,11 +13,12 @@ from .backend import (
 )
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
 from .gradcheck import gradcheck, relative_error
-from .layers import Identity, Linear, ReLU, Sigmoid, Tanh
+from .layers import Identity, Layer, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Momentum, Optimizer
 from .scoring import evaluate, predict
+from .sequential import Sequential
 from .stopping import EarlyStopping
 from .train import History, fit
 
@@ -36,6 +37,7 @@ __all__ = [
     "EarlyStopping",
     "History",
     "Identity",
+    "Layer",
     "Linear",
     "Loss",
     "MSELoss",
@@ -43,6 +45,7 @@ __all__ = [
     "Optimizer",
     "ReLU",
     "SSELoss",
+    "Sequential",
     "Sigmoid",
     "SoftmaxCrossEntropyLoss",
     "Tanh",

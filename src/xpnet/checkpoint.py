@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,8 +30,9 @@ from safetensors import SafetensorError
 from .backend import asarray, get_backend, to_numpy
 from .files import write_atomic
 from .labels import class_array, describe_classes
-from .model import MLP
+from .model import config_layers, net_from_config
 from .optim import Optimizer, optimizer_from_config
+from .sequential import Sequential, parameter_shapes
 
 __all__ = [
     "FILENAME",
@@ -67,7 +67,7 @@ class Checkpoint:
     caller's metadata and `classes`: the label each class code (each output's argmax) stands
     for, int64 or str, as saved (0..n-1 for a file saved without them)."""
 
-    net: MLP
+    net: Sequential
     optimizer: Optimizer | None
     epoch: int
     seed: int | None
@@ -106,7 +106,7 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 def save(
-    net: MLP,
+    net: Sequential,
     path: str | os.PathLike,
     metadata: Mapping[str, Any] | None = None,
     *,
@@ -154,9 +154,9 @@ def save(
     return target
 
 
-def load(path: str | os.PathLike, backend: Any = None, device: Any = None) -> MLP:
-    """The MLP saved in `path` (a .safetensors file or a run directory), on `backend` (default
-    "auto": cupy when a GPU is usable, else numpy) and `device`."""
+def load(path: str | os.PathLike, backend: Any = None, device: Any = None) -> Sequential:
+    """The net (MLP or Sequential) saved in `path` (a .safetensors file or a run directory),
+    on `backend` (default "auto": cupy when a GPU is usable, else numpy) and `device`."""
     return load_checkpoint(path, backend, device).net
 
 
@@ -329,7 +329,7 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
     header, tensors, source = stored.header, stored.tensors, stored.path
     params = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
     _check_size(header["config"], params)
-    net = MLP(**header["config"], backend=place)
+    net = net_from_config(header["config"], place)
     for name, value in params.items():
         if str(value.dtype) != net.dtype_name:
             raise CheckpointError(
@@ -362,13 +362,13 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
     )
 
 
-def _n_classes(net: MLP) -> int:
+def _n_classes(net: Sequential) -> int:
     """How many classes the net's outputs stand for: one each, two for a single output (its
     threshold at 0.5 tells class 1 from class 0)."""
-    return 2 if net.sizes[-1] == 1 else net.sizes[-1]
+    return 2 if net.n_out == 1 else net.n_out
 
 
-def _checked_classes(classes: ArrayLike, net: MLP) -> np.ndarray:
+def _checked_classes(classes: ArrayLike, net: Sequential) -> np.ndarray:
     """classes as `class_array` checks them, one for each class the net's outputs stand for."""
     values = class_array(classes)
     if values.size != _n_classes(net):
@@ -380,24 +380,20 @@ def _checked_classes(classes: ArrayLike, net: MLP) -> np.ndarray:
 
 
 def _check_size(config: Any, params: Mapping[str, np.ndarray]) -> None:
-    """Refuse an architecture whose parameter count differs from the stored tensors' before
-    building it (a damaged or forged config could ask for any amount of memory)."""
-    sizes = config.get("sizes") if isinstance(config, dict) else None
-    if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
-        raise ValueError(f"its architecture lists no valid layer sizes ({sizes!r})")
-    pairs = list(itertools.pairwise(sizes))
-    for i, (n_in, n_out) in enumerate(pairs, 1):
-        for name, shape in ((f"W{i}", (n_in, n_out)), (f"b{i}", (n_out,))):
-            if name in params and params[name].shape != shape:
-                raise ValueError(
-                    f"tensor {name} has shape {params[name].shape} but the net needs {shape}"
-                )
-    wanted = sum((a + 1) * b for a, b in pairs)
-    stored = sum(int(v.size) for v in params.values())
-    if wanted > stored:
-        raise ValueError(
-            f"its architecture {sizes} has {wanted} parameters but it stores {stored} numbers"
-        )
+    """Refuse an architecture whose parameters differ from the stored tensors' before
+    building it (a damaged or forged config could ask for any amount of memory): the layers
+    the config names declare every parameter's name and shape."""
+    wanted = parameter_shapes(config_layers(config))
+    for name, shape in wanted.items():
+        if name not in params:
+            raise ValueError(f"it stores no tensor {name}, which its architecture needs")
+        if params[name].shape != shape:
+            raise ValueError(
+                f"tensor {name} has shape {params[name].shape} but the net needs {shape}"
+            )
+    extra = sorted(set(params) - set(wanted))
+    if extra:
+        raise ValueError(f"its tensors {extra} belong to no parameter of its architecture")
 
 
 def _count(value: Any, what: str) -> int:
@@ -408,7 +404,7 @@ def _count(value: Any, what: str) -> int:
 
 
 def _optimizer(
-    info: Mapping[str, Any] | None, tensors: Mapping[str, np.ndarray], net: MLP
+    info: Mapping[str, Any] | None, tensors: Mapping[str, np.ndarray], net: Sequential
 ) -> Optimizer | None:
     """Rebuild the saved optimizer with its arrays moved to the net's backend and device; each
     array "<slot>.<param>" must have its parameter's shape and dtype, and a slot must hold one

@@ -13,31 +13,30 @@ from typing import Any
 
 from .backend import Backend, get_backend, to_numpy
 from .inputs import prepare
+from .layers import Linear
 from .losses import Loss, SoftmaxCrossEntropyLoss
 from .model import MLP
+from .sequential import Sequential
 
 __all__ = ["layer_gradient_norms", "vanishing_study"]
 
 Array = Any
 
 
-def layer_gradient_norms(net: MLP, X: Any, T: Any, loss: Loss) -> list[float]:
+def layer_gradient_norms(net: Sequential, X: Any, T: Any, loss: Loss) -> list[float]:
     """The Euclidean norm of dL/dW for each Linear layer, layer 1 (the input side) first,
     after one forward and backward pass on X, T. Data rules as in `fit`: NumPy data is moved
     to the net explicitly, the net's own arrays are used as they are, other libraries raise."""
     return _norms(net, *prepare(net, X, T), loss)
 
 
-def _norms(net: MLP, X: Array, T: Array, loss: Loss) -> list[float]:
+def _norms(net: Sequential, X: Array, T: Array, loss: Loss) -> list[float]:
     """`layer_gradient_norms` on data already prepared for (a net placed like) `net`."""
     loss.forward(net.forward(X), T)
     net.backward(loss.backward(), input_grad=False)
     xp = net.backend.xp
-    return [
-        float(to_numpy(xp.sqrt(xp.sum(g * g))))
-        for name, g in net.grads.items()
-        if name.startswith("W")
-    ]
+    weights = [layer.grads["W"] for layer in net.layers if isinstance(layer, Linear)]
+    return [float(to_numpy(xp.sqrt(xp.sum(g * g)))) for g in weights]
 
 
 def vanishing_study(

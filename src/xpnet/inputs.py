@@ -9,14 +9,14 @@ from typing import Any
 import array_api_extra as xpx
 
 from .backend import Backend, asarray, check_placement, count_nonfinite, index_dtype, to_numpy
-from .model import MLP
+from .sequential import Sequential
 
 __all__ = ["is_classification", "prepare", "to_net"]
 
 Array = Any
 
 
-def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
+def prepare(net: Sequential, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
     """Check X, T and move them to the net (NumPy or the net's own arrays are accepted; any
     other library raises rather than being copied): X cast to the net's dtype, 1-D integer
     labels one-hot encoded when the net has more than one output, a 1-D T reshaped to a column."""
@@ -24,11 +24,11 @@ def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
     X = to_net(net, X, f"X{suffix}")
     T = to_net(net, T, f"T{suffix}")
     xp = net.backend.xp
-    if X.ndim != 2 or X.shape[1] != net.sizes[0]:
+    if X.ndim != 2 or X.shape[1] != net.n_in:
         net.check_input(X, f"X{suffix}")
     if X.shape[0] == 0:
         raise ValueError(f"X{suffix} has no samples; give at least one row")
-    n_out = net.sizes[-1]
+    n_out = net.n_out
     if T.ndim == 1 and n_out > 1:
         T = _one_hot(T, n_out, net)
     elif T.ndim == 1:
@@ -48,7 +48,7 @@ def prepare(net: MLP, X: Any, T: Any, what: str = "") -> tuple[Array, Array]:
     return xp.astype(X, net.dtype, copy=False), xp.astype(T, net.dtype, copy=False)
 
 
-def to_net(net: MLP, a: Any, what: str) -> Array:
+def to_net(net: Sequential, a: Any, what: str) -> Array:
     """NumPy data (or nested lists) is moved to the net's device: an explicit, documented host
     -> device copy, floats cast to the net's dtype on the host, integers kept for label checks.
     The net's own arrays pass; any other library or device raises, naming both."""
@@ -60,7 +60,7 @@ def to_net(net: MLP, a: Any, what: str) -> Array:
     return a
 
 
-def _one_hot(labels: Array, n_classes: int, net: MLP) -> Array:
+def _one_hot(labels: Array, n_classes: int, net: Sequential) -> Array:
     xp = net.backend.xp
     if xp.isdtype(labels.dtype, "real floating"):
         whole = xp.all(labels == xp.round(labels))

@@ -9,7 +9,7 @@ from .backend import index_dtype, to_numpy
 from .distributed import Communicator
 from .inputs import is_classification, prepare, to_net
 from .losses import Loss, SSELoss
-from .model import MLP
+from .sequential import Sequential
 
 __all__ = [
     "Tally",
@@ -84,7 +84,7 @@ class Tally:
 
 
 def evaluate(
-    net: MLP, X: Any, T: Any, loss: Loss | None = None, batch_size: int = 4096
+    net: Sequential, X: Any, T: Any, loss: Loss | None = None, batch_size: int = 4096
 ) -> dict[str, float]:
     """{"loss": mean per-batch loss weighted by batch size, "accuracy": fraction correct (for
     0/1 targets)} on data X, T, in batches to bound memory."""
@@ -95,7 +95,7 @@ def evaluate(
 
 
 def evaluate_prepared(
-    net: MLP, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
+    net: Sequential, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
 ) -> dict[str, float]:
     tally = Tally(loss, classify, net.backend.xp)
     with loss.checked_targets(T):
@@ -104,7 +104,7 @@ def evaluate_prepared(
     return tally.summary()
 
 
-def predict(net: MLP, X: Any, batch_size: int = 4096) -> Array:
+def predict(net: Sequential, X: Any, batch_size: int = 4096) -> Array:
     """The net's outputs for X (NumPy or the net's arrays), in batches; on the net's device."""
     X = to_net(net, X, "X")
     xp = net.backend.xp

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .model import MLP
+from .sequential import Sequential
 
 __all__ = ["EarlyStopping"]
 
@@ -51,7 +51,7 @@ class EarlyStopping:
                 f"(they have {sorted(record)}); give validation data or monitor another key"
             )
 
-    def update(self, record: Mapping[str, float], net: MLP) -> bool:
+    def update(self, record: Mapping[str, float], net: Sequential) -> bool:
         """Take the record of the epoch that ended; True when training should stop."""
         self.check(record)
         value = record[self.monitor]
@@ -64,7 +64,7 @@ class EarlyStopping:
         self.wait += 1
         return self.wait >= self.patience
 
-    def restore(self, net: MLP) -> None:
+    def restore(self, net: Sequential) -> None:
         """Give `net` the parameters of the best epoch (when they were kept)."""
         if self.restore_best and self.best_parameters is not None:
             net.parameter_buffer.store_flat_parameters(self.best_parameters)

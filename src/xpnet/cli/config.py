@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,10 @@ from ..backend import available_memory, get_backend, host_available_memory
 from ..backend import on_host as is_on_host
 from ..checkpoint import Checkpoint, read_checkpoint
 from ..data import BUILTIN, load_dataset, train_test_split
-from ..model import MLP
+from ..model import MLP, mlp_layers
 from ..optim import OPTIMIZERS, Optimizer
 from ..optim.schedules import SCHEDULES, Cosine, Schedule
+from ..sequential import parameter_shapes
 from . import parallel
 from .errors import UsageError
 
@@ -284,7 +285,8 @@ def _check_memory(
     backend = get_backend(options["backend"] or "auto", options["device"])
     itemsize = 4 if dtype == "float32" else 8
     slots = OPTIMIZER_SLOTS.get(options.get("optimizer", ""), 0) if slots < 0 else slots
-    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    shapes = parameter_shapes(mlp_layers(sizes))
+    params = sum(math.prod(shape) for shape in shapes.values())
     width = sum(sizes)
     batch = min(options.get("batch_size") or n_samples, n_samples)
     device = itemsize * (
@@ -293,9 +295,8 @@ def _check_memory(
         + 3 * batch * width
         + 2 * min(4096, n_eval) * width
     )
-    host = 8 * max(a * b for a, b in itertools.pairwise(sizes)) + 2 * itemsize * params * (
-        1 + slots
-    )
+    largest = max(math.prod(shape) for shape in shapes.values())
+    host = 8 * largest + 2 * itemsize * params * (1 + slots)
     on_host = is_on_host(backend)
     need = device + host if on_host else device
     free = available_memory(backend)

@@ -13,8 +13,8 @@ from ..checkpoint import load_checkpoint
 from ..data import load_dataset, load_inputs
 from ..files import write_atomic
 from ..losses import LOSSES
-from ..model import MLP
 from ..scoring import evaluate, predict, predicted_labels
+from ..sequential import Sequential
 from .config import ABSENT, _check_same_data, _test_split
 from .errors import UsageError
 from .runs import BEST
@@ -55,7 +55,7 @@ def _model(run: Path) -> Path:
     return run / BEST if (run / BEST).is_file() else run
 
 
-def _default_loss(net: MLP) -> str:
+def _default_loss(net: Sequential) -> str:
     return "softmax_ce" if net.output == "identity" else "sse"
 
 

@@ -6,12 +6,15 @@ import argparse
 import importlib.metadata
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..backend import available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
 from ..data import DOWNLOADED, PACKAGED
 from ..labels import describe_classes
+from ..layers import Layer
+from ..sequential import widths
 
 __all__ = ["cmd_info"]
 
@@ -54,24 +57,39 @@ def _datasets() -> str:
 
 
 def _summary(run: Path) -> None:
-    """A saved net layer by layer: sizes, activation, parameters (each and in all), and the
-    labels its class codes stand for."""
+    """A saved net row by row, as its layers describe themselves: each layer with parameters
+    and the parameterless layers after it (its activation), the widths in and out, the
+    parameters (each and in all), and the labels its class codes stand for."""
     ck = load_checkpoint(run, "numpy")
-    net, params = ck.net, ck.net.parameters()
+    net = ck.net
     optimizer = "" if ck.optimizer is None else f", {ck.optimizer.name} (step {ck.optimizer.t})"
     print(
-        f"{run}: {' -> '.join(map(str, net.sizes))} MLP, {net.dtype_name}, "
+        f"{run}: {net.describe()} {type(net).__name__}, {net.dtype_name}, "
         f"{ck.epoch} epoch{'s' * (ck.epoch != 1)} trained{optimizer}"
     )
-    print(f"{'layer':<7}{'sizes':<14}{'activation':<12}{'parameters':>12}  arrays")
+    print(f"{'layer':<7}{'sizes':<14}{'then':<12}{'parameters':>12}  type: arrays")
+    sizes = widths(net.layers)
     total = 0
-    for i in range(1, len(net.sizes)):
-        W, b = params[f"W{i}"], params[f"b{i}"]
-        count = W.size + b.size
+    for row, (start, stop) in enumerate(_rows(net.layers), 1):
+        main = net.layers[start]
+        params = main.params
+        count = sum(int(p.size) for p in params.values())
         total += count
-        activation = net.hidden if i < len(net.sizes) - 1 else net.output
-        shapes = f"W{i} {' x '.join(map(str, W.shape))}, b{i} {' x '.join(map(str, b.shape))}"
-        sizes = f"{net.sizes[i - 1]} -> {net.sizes[i]}"
-        print(f"{i:<7}{sizes:<14}{activation:<12}{count:>12,}  {shapes}")
+        then = "+".join(layer.name for layer in net.layers[start + 1 : stop]) or "-"
+        arrays = ", ".join(
+            f"{main.parameter_names[key]} {' x '.join(map(str, p.shape))}"
+            for key, p in params.items()
+        )
+        span = f"{sizes[start]} -> {sizes[stop]}"
+        print(f"{row:<7}{span:<14}{then:<12}{count:>12,}  {main.name}: {arrays}".rstrip())
     print(f"{'total':<33}{total:>12,}")
     print(f"classes: {describe_classes(ck.classes)}")
+
+
+def _rows(layers: Sequence[Layer]) -> list[tuple[int, int]]:
+    """(start, stop) of each row of the summary: a layer with parameters and the parameterless
+    layers after it; parameterless layers before the first one make a row of their own."""
+    starts = [i for i, layer in enumerate(layers) if layer.parameter_names]
+    if starts[0] != 0:
+        starts.insert(0, 0)
+    return list(zip(starts, [*starts[1:], len(layers)], strict=True))
