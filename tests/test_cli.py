@@ -18,7 +18,7 @@ from helpers import assert_same_training, run
 import xpnet
 import xpnet.files
 from xpnet.cli import main
-from xpnet.cli.runs import _new_run_dir
+from xpnet.cli.runs import new_run_dir
 from xpnet.data import load_dataset, load_digits, train_test_split
 from xpnet.scoring import predicted_labels
 
@@ -121,7 +121,7 @@ def test_new_run_dirs_are_made_once_each(tmp_path, monkeypatch):
             return cls(2026, 1, 2, 3, 4, 5)
 
     monkeypatch.setattr(datetime, "datetime", Frozen)
-    made = [_new_run_dir("x", tmp_path / "runs") for _ in range(3)]
+    made = [new_run_dir("x", tmp_path / "runs") for _ in range(3)]
     names = ["20260102-030405-x", "20260102-030405-x-2", "20260102-030405-x-3"]
     assert [p.name for p in made] == names and all(p.is_dir() for p in made)
 

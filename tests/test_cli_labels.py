@@ -15,7 +15,7 @@ from helpers import run
 
 import xpnet
 from xpnet.cli import main
-from xpnet.cli.config import _data_digest
+from xpnet.cli.config import data_digest
 from xpnet.data import load_dataset
 
 ANIMALS = np.array(["cat", "dog", "zebra"])
@@ -178,7 +178,7 @@ def test_integer_labels_hash_as_before_they_were_coded(tmp_path):
     old = hashlib.sha256()
     for a in (np.eye(3), np.array([2, 0, 1], dtype=np.int64)):
         old.update(f"{a.dtype.str}|{a.shape}|".encode() + a.tobytes())
-    assert _data_digest(data, str(tmp_path / "d.npz")) == old.hexdigest()
+    assert data_digest(data, str(tmp_path / "d.npz")) == old.hexdigest()
 
 
 def test_a_run_saved_without_classes_keeps_codes_0_to_n_minus_1(capsys, tmp_path):

@@ -15,18 +15,18 @@ from collections.abc import Sequence
 
 from ..distributed import CommunicatorError
 from . import parallel
-from .config import DEFAULTS
 from .errors import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info
+from .options import TrainOptions
 from .parser import Parser, build_parser
 from .train import cmd_train
 from .vanishing import cmd_vanishing
 
 __all__ = [
-    "DEFAULTS",
     "Parser",
+    "TrainOptions",
     "UsageError",
     "build_parser",
     "cmd_evaluate",

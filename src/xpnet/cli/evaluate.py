@@ -15,8 +15,9 @@ from ..files import write_atomic
 from ..losses import LOSSES
 from ..scoring import evaluate, predict, predicted_labels
 from ..sequential import Sequential
-from .config import ABSENT, _check_same_data, _test_split
+from .config import check_same_data, test_split
 from .errors import UsageError
+from .options import ABSENT
 from .runs import BEST
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
@@ -30,12 +31,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         data, where = load_dataset(args.data, classes=ck.classes), "all samples"
     elif isinstance(options.get("test_data"), str):
         data = load_dataset(options["test_data"], classes=ck.classes)
-        _check_same_data(data, options, args.run_dir, "be evaluated", key="test_data")
+        recorded = options.get("test_data_sha256")
+        check_same_data(data, options["test_data"], recorded, args.run_dir, "be evaluated")
         where = "the run's --test-data"
     elif isinstance(options.get("data"), str):
         whole = load_dataset(options["data"], classes=ck.classes)
-        _check_same_data(whole, options, args.run_dir, "be evaluated (give --data to use it)")
-        data, where = _test_split({**ABSENT, **options}, whole)[1], "the test split"
+        check_same_data(
+            whole,
+            options["data"],
+            options.get("data_sha256"),
+            args.run_dir,
+            "be evaluated (give --data to use it)",
+        )
+        own_split = {**ABSENT, **options}["own_split"]
+        data, where = test_split(whole, options["data"], None, own_split)[1], "the test split"
     else:
         raise UsageError(f"{args.run_dir} does not say what data it was trained on; give --data")
     name = options.get("loss")

@@ -14,8 +14,9 @@ from ..gradcheck import gradcheck
 from ..inputs import prepare
 from ..losses import LOSSES
 from ..model import MLP
-from .config import _build_net, _check_memory, _options, _sizes
+from .config import build_net, check_memory, net_sizes
 from .errors import EXIT_FAILED, EXIT_OK
+from .options import TrainOptions
 
 __all__ = ["GRADCHECK_EPS", "GRADCHECK_TOLERANCE", "ROUNDING_MARGIN", "cmd_gradcheck"]
 
@@ -30,13 +31,13 @@ GRADCHECK_EPS = 1e-6  # xpnet.gradcheck's default step
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    options = _options(args)
-    data = load_dataset(options["data"])
+    options = TrainOptions.from_args(args)
+    data = load_dataset(options.data)
     n = min(args.samples, len(data))
-    _check_memory(_sizes(options, data), {**options, "batch_size": n}, n, "float64", slots=0)
-    net = _build_net(options, data, "float64")
+    check_memory(net_sizes(options, data), options.backend, options.device, n, "float64", n)
+    net = build_net(options, data, "float64")
     X, T = prepare(net, data.X[:n], data.y[:n])
-    loss = LOSSES[options["loss"]]()
+    loss = LOSSES[options.loss]()
     with np.errstate(all="ignore"):  # a saturated net may overflow exp: the errors tell
         errors = gradcheck(net, loss, X, T, eps=GRADCHECK_EPS)
         tolerances = _tolerances(net, loss, X, T)

@@ -16,16 +16,16 @@ from ..labels import describe_classes
 from ..layers import Layer
 from ..sequential import widths
 
-__all__ = ["cmd_info"]
+__all__ = ["cmd_info", "version"]
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     if args.run_dir is not None:
         return _summary(args.run_dir)
-    print(f"xpnet {_version('xpnet')}, Python {platform.python_version()} ({sys.platform})")
+    print(f"xpnet {version('xpnet')}, Python {platform.python_version()} ({sys.platform})")
     packages = ["numpy", "array-api-compat", "array-api-extra", "array-api-strict", "torch"]
     packages += ["cupy-cuda12x", "cupy-cuda13x", "tqdm", "safetensors", "matplotlib"]
-    print("packages: " + ", ".join(f"{p} {_version(p)}" for p in packages))
+    print("packages: " + ", ".join(f"{p} {version(p)}" for p in packages))
     print(_datasets())
     print("backends:")
     for name, status in available_backends().items():
@@ -36,7 +36,8 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
-def _version(package: str) -> str:
+def version(package: str) -> str:
+    """The installed version of `package`, or "not installed"."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

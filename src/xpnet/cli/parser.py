@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ..backend import BACKEND_NAMES, DTYPE_NAMES
-from ..data import BUILTIN
 from ..losses import LOSSES
 from ..model import HIDDEN
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
-from .config import LEARNING_RATES
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
-from .info import _version, cmd_info
+from .info import cmd_info, version
+from .options import help_text
 from .train import cmd_train
 from .vanishing import cmd_vanishing
 
@@ -112,68 +111,24 @@ def build_parser() -> Parser:
         description="Train and inspect MLPs trained by explicit backpropagation, "
         "on NumPy, CuPy, PyTorch or array-api-strict.",
     )
-    parser.add_argument("--version", action="version", version=_version("xpnet"))
+    parser.add_argument("--version", action="version", version=version("xpnet"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train an MLP and save the run")
     train.set_defaults(run=cmd_train)
     _net_options(train)
-    train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="default: adam")
-    train.add_argument(
-        "--lr",
-        type=_positive(float),
-        help="learning rate; default: "
-        + ", ".join(f"{lr} for {name}" for name, lr in LEARNING_RATES.items()),
-    )
-    train.add_argument("--epochs", type=_positive(int), help="total epochs; default: 40")
-    train.add_argument("--batch-size", type=_positive(int), help="default: 32")
-    train.add_argument("--dtype", choices=DTYPE_NAMES, help="default: float32")
-    train.add_argument(
-        "--val-fraction",
-        type=_fraction,
-        metavar="F",
-        help="fraction of the training part held out for validation (per-epoch val_ columns; "
-        "0: none); default: 0.1. The test split is scored once, at the end",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=_nonnegative_float,
-        metavar="W",
-        help="L2 penalty on the weights (not the biases); decoupled with --optimizer adamw; "
-        "default: 0 (adamw: 0.01)",
-    )
-    train.add_argument(
-        "--clip-norm",
-        type=_positive(float),
-        metavar="C",
-        help="scale each step's whole gradient down to this Euclidean norm; default: none",
-    )
-    train.add_argument(
-        "--lr-schedule",
-        choices=list(SCHEDULES),
-        help="learning rate per epoch: constant, step (x0.1 every 10 epochs), cosine (to 0 at "
-        "the last epoch), plateau (x0.1 after 5 epochs without a better validation loss); "
-        "default: constant",
-    )
-    train.add_argument(
-        "--warmup-epochs",
-        type=_nonnegative_int,
-        metavar="N",
-        help="raise the learning rate linearly over the first N epochs; default: 0",
-    )
-    train.add_argument(
-        "--early-stopping",
-        type=_positive(int),
-        metavar="N",
-        help="stop after N epochs without a better validation loss and keep the best "
-        "epoch's weights; default: off",
-    )
-    train.add_argument(
-        "--test-data",
-        metavar="PATH",
-        help="score this file (same kinds as --data) as the test set, and train (and "
-        "validate) on all of --data; default: a fixed 20 %% of --data",
-    )
+    _option(train, "optimizer", choices=list(OPTIMIZERS))
+    _option(train, "lr", type=_positive(float))
+    _option(train, "epochs", type=_positive(int))
+    _option(train, "batch_size", type=_positive(int))
+    _option(train, "dtype", choices=DTYPE_NAMES)
+    _option(train, "val_fraction", type=_fraction, metavar="F")
+    _option(train, "weight_decay", type=_nonnegative_float, metavar="W")
+    _option(train, "clip_norm", type=_positive(float), metavar="C")
+    _option(train, "lr_schedule", choices=list(SCHEDULES))
+    _option(train, "warmup_epochs", type=_nonnegative_int, metavar="N")
+    _option(train, "early_stopping", type=_positive(int), metavar="N")
+    _option(train, "test_data", metavar="PATH")
     train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
     train.add_argument(
         "--resume",
@@ -213,9 +168,11 @@ def build_parser() -> Parser:
         default=list(HIDDEN),
         help=f"default: {','.join(HIDDEN)}",
     )
-    va.add_argument("--width", type=_positive(int), default=32, help="hidden units; default: 32")
-    va.add_argument("--data", default="digits", help="default: digits")
-    va.add_argument("--batch-size", type=_positive(int), default=256, help="default: 256")
+    va.add_argument(
+        "--width", type=_positive(int), default=32, help="hidden units; default: %(default)s"
+    )
+    va.add_argument("--data", default="digits", help="default: %(default)s")
+    va.add_argument("--batch-size", type=_positive(int), default=256, help="default: %(default)s")
     va.add_argument("--seed", type=_nonnegative_int, default=0)
     va.add_argument("--dtype", choices=DTYPE_NAMES, default="float64")
     va.add_argument("--out", type=Path, help="default: a new directory under runs/")
@@ -238,28 +195,23 @@ def build_parser() -> Parser:
     return parser
 
 
+def _option(parser: argparse.ArgumentParser, name: str, **parse: Any) -> None:
+    """Add the `xpnet train` option `name` (a field of TrainOptions, whose help and default
+    it shows), parsed as `parse` says. Its argparse default is None, so that `--resume` can
+    tell which options were given; TrainOptions fills in the defaults."""
+    parser.add_argument("--" + name.replace("_", "-"), help=help_text(name), **parse)
+
+
 def _placement_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["auto", *BACKEND_NAMES], help="default: auto")
-    parser.add_argument("--device", type=_device, help="e.g. cuda:1 or 1; default: the first")
+    _option(parser, "backend", choices=["auto", *BACKEND_NAMES])
+    _option(parser, "device", type=_device)
 
 
 def _net_options(parser: argparse.ArgumentParser) -> None:
-    """The options that define a net and its data (defaults applied later, so `--resume` can
-    tell which ones were given)."""
-    parser.add_argument(
-        "--data",
-        help=f"{', '.join(BUILTIN)} (built in; mnist and fashion-mnist are downloaded on "
-        "first use), an .npz (X, y), a .csv (label last) or an MNIST IDX directory; default: "
-        "digits",
-    )
-    parser.add_argument("--hidden", type=_int_list, help="hidden layer widths; default: 64")
-    parser.add_argument("--activation", choices=HIDDEN, help="default: sigmoid")
-    parser.add_argument(
-        "--loss",
-        choices=list(LOSSES),
-        help="default: softmax_ce (linear output); the others use a sigmoid output",
-    )
-    parser.add_argument(
-        "--seed", type=_nonnegative_int, help="initial weights and shuffling; default: 0"
-    )
+    """The options that define a net and its data."""
+    _option(parser, "data")
+    _option(parser, "hidden", type=_int_list)
+    _option(parser, "activation", choices=HIDDEN)
+    _option(parser, "loss", choices=list(LOSSES))
+    _option(parser, "seed", type=_nonnegative_int)
     _placement_options(parser)

@@ -1,4 +1,5 @@
-"""Run directories and the files written into them: metrics.json, history.csv, plots."""
+"""Run directories and the files written into them: config.json, metrics.json, history.csv,
+plots."""
 
 from __future__ import annotations
 
@@ -7,21 +8,36 @@ import datetime
 import io
 import json
 import math
+import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import plots
 from ..files import write_atomic
-from ..model import MLP
+from ..sequential import Sequential, parameter_count
 from ..train import History
+from .config import Splits
+from .info import version
+from .options import TrainOptions
 
-__all__ = ["BEST"]
+__all__ = [
+    "BEST",
+    "draw",
+    "new_run_dir",
+    "percent",
+    "run_config",
+    "run_metrics",
+    "write_history",
+    "write_json",
+]
 
 BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
 
 
-def _new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
     """A new directory root/<date>-<time>-<name>, or ...-<name>-2, -3, ... if taken: made here
     with mkdir, which fails when another run made the same one first, so parallel runs never
     share (and overwrite) a directory."""
@@ -37,19 +53,40 @@ def _new_run_dir(name: str, root: Path = Path("runs")) -> Path:
             path = root / f"{stamp}-{name}-{n}"
 
 
-def _metrics(
+def run_config(
+    options: TrainOptions, net: Sequential, classes: np.ndarray, processes: int
+) -> dict[str, Any]:
+    """config.json: every option of the run (data path and SHA-256 among them), the net, the
+    labels its class codes stand for, the number of processes and the versions that trained
+    it."""
+    library = {"array_api_strict": "array-api-strict"}.get(net.backend.name, net.backend.name)
+    return {
+        "options": options.to_dict(),
+        "net": net.config(),
+        "classes": classes.tolist(),
+        "parameters": parameter_count(net.layers),
+        "processes": processes,
+        "versions": {
+            "xpnet": version("xpnet"),
+            "python": platform.python_version(),
+            "numpy": version("numpy"),
+            library: version(library),
+        },
+    }
+
+
+def run_metrics(
     history: History,
     test: dict[str, float] | None,
-    net: MLP,
-    options: dict[str, Any],
-    n_train: int,
-    n_val: int,
-    n_test: int,
+    net: Sequential,
+    options: TrainOptions,
+    splits: Splits,
 ) -> dict[str, Any]:
     """What metrics.json holds: the test split's scores (computed once, after training; None
     when training diverged), the last epoch's training and validation scores, and the run."""
     last = history.last
     seconds = sum(history["seconds"])
+    n_train = len(splits.fit)
     return {
         "test_accuracy": (test or {}).get("accuracy"),
         "test_loss": (test or {}).get("loss"),
@@ -64,15 +101,15 @@ def _metrics(
         "dtype": net.dtype_name,
         "seconds": seconds,
         "samples_per_second": n_train * len(history) / seconds if seconds else None,
-        "data": options["data"],
+        "data": options.data,
         "n_train": n_train,
-        "n_val": n_val,
-        "n_test": n_test,
-        "val_fraction": options["val_fraction"],
+        "n_val": 0 if splits.validation is None else len(splits.validation),
+        "n_test": len(splits.test),
+        "val_fraction": options.val_fraction,
     }
 
 
-def _percent(fraction: float | None) -> str:
+def percent(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{100 * fraction:.1f} %"
 
 
@@ -87,12 +124,12 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
     """Strict JSON (NaN and infinities written as null), atomically."""
     write_atomic(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
-def _write_history(path: Path, history: History) -> None:
+def write_history(path: Path, history: History) -> None:
     """One row per epoch, with every column any epoch has (a resumed run saved before
     --val-fraction has val_ columns only in its first epochs, where they were the test
     split's); a value an epoch lacks is left empty."""
@@ -106,7 +143,7 @@ def _write_history(path: Path, history: History) -> None:
     write_atomic(path, text.getvalue().encode())
 
 
-def _draw(plot: Callable[..., None], data: Any, path: Path, quiet: bool = False) -> bool:
+def draw(plot: Callable[..., None], data: Any, path: Path, quiet: bool = False) -> bool:
     """Draw with matplotlib if it is installed; otherwise say in one line how to get it
     (unless `quiet`)."""
     try:

@@ -10,8 +10,8 @@ import numpy as np
 from .. import plots
 from ..data import load_dataset, one_hot
 from ..diagnostics import vanishing_study
-from .config import _check_memory
-from .runs import _draw, _new_run_dir, _write_json
+from .config import check_memory
+from .runs import draw, new_run_dir, write_json
 
 __all__ = ["cmd_vanishing"]
 
@@ -21,8 +21,9 @@ def cmd_vanishing(args: argparse.Namespace) -> None:
     rows = np.random.default_rng(args.seed).permutation(len(data))[: args.batch_size]
     X, T = data.X[rows], one_hot(data.y[rows], data.n_classes)
     deepest = [data.n_features, *[args.width] * (max(args.depths) - 1), data.n_classes]
-    place = {"backend": args.backend, "device": args.device, "batch_size": len(X)}
-    _check_memory(deepest, place, len(X), args.dtype, slots=0, fix="use a smaller --width")
+    check_memory(
+        deepest, args.backend, args.device, len(X), args.dtype, len(X), fix="use a smaller --width"
+    )
     results = vanishing_study(
         args.depths,
         args.activations,
@@ -39,10 +40,10 @@ def cmd_vanishing(args: argparse.Namespace) -> None:
         f"samples of {data.name}:"
     )
     print(_table(results, args.depths))
-    out = args.out or _new_run_dir("vanishing")
+    out = args.out or new_run_dir("vanishing")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "vanishing.json", results)
-    drawn = _draw(plots.plot_vanishing, results, out / "vanishing.png")
+    write_json(out / "vanishing.json", results)
+    drawn = draw(plots.plot_vanishing, results, out / "vanishing.png")
     print(f"saved in {out}: vanishing.json" + (", vanishing.png" if drawn else ""))
 
 

@@ -16,6 +16,7 @@ class Adam(Optimizer, name="adam"):
     host synchronisation."""
 
     slots = ("m", "v")
+    suggested_lr = 0.01
     varies_per_step = "its bias corrections 1 - beta^t change every step"
 
     def __init__(
@@ -70,8 +71,11 @@ class AdamW(Adam, name="adamw"):
     plain gradient, as torch.optim.AdamW does; weight_decay defaults to 0.01 as there."""
 
     decoupled_weight_decay = True
+    default_weight_decay = 0.01
 
-    def __init__(self, *args: Any, weight_decay: float = 0.01, **options: Any) -> None:
+    def __init__(
+        self, *args: Any, weight_decay: float = default_weight_decay, **options: Any
+    ) -> None:
         """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
         super().__init__(*args, weight_decay=weight_decay, **options)
 

@@ -82,6 +82,10 @@ class Optimizer:
 
     name: ClassVar[str] = ""
     slots: tuple[str, ...] = ()  # the state this optimizer keeps per parameter
+    # a learning rate that trains small MLPs well in tens of epochs (`xpnet train` starts
+    # from it); the constructor's own default may be more cautious (Adam's is PyTorch's)
+    suggested_lr: ClassVar[float]
+    default_weight_decay: ClassVar[float] = 0.0  # the constructor's weight_decay default
     # why a step's Python numbers change from step to step (a CUDA graph would freeze them)
     varies_per_step: ClassVar[str] = ""
     # True: the update rule applies weight_decay itself (AdamW), not as a gradient hook

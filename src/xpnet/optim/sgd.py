@@ -13,9 +13,11 @@ __all__ = ["SGD", "Momentum"]
 class SGD(Optimizer, name="sgd"):
     """p <- p - lr * g; with momentum mu: v <- mu * v + g, p <- p - lr * v (PyTorch's form)."""
 
+    suggested_lr = 0.5
+
     def __init__(
         self,
-        lr: float = 0.5,
+        lr: float = suggested_lr,
         momentum: float = 0.0,
         *,
         weight_decay: float = 0.0,
@@ -41,6 +43,9 @@ class SGD(Optimizer, name="sgd"):
 class Momentum(SGD, name="momentum"):
     """SGD with momentum 0.9 by default."""
 
-    def __init__(self, lr: float = 0.1, momentum: float = 0.9, **options: Any) -> None:
+    suggested_lr = 0.1
+    slots = ("velocity",)
+
+    def __init__(self, lr: float = suggested_lr, momentum: float = 0.9, **options: Any) -> None:
         """SGD's arguments (weight_decay, clip_norm, schedule)."""
         super().__init__(lr, momentum, **options)

@@ -1,0 +1,186 @@
+"""What `xpnet train` is about to do, checked before anything is trained or written: a new
+run (`TrainingPlan.new`) or a saved run continued (`TrainingPlan.resume`), each with its
+options, data splits, net, optimizer, history and early stopping."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import FILENAME, Checkpoint, load_checkpoint, read_checkpoint
+from ..data import DOWNLOADED, Dataset, load_dataset
+from ..distributed import Communicator
+from ..optim import OPTIMIZERS, Optimizer
+from ..sequential import Sequential
+from ..stopping import EarlyStopping
+from ..train import History
+from .config import (
+    Splits,
+    build_net,
+    build_optimizer,
+    check_memory,
+    check_same_data,
+    data_digest,
+    net_sizes,
+    placement,
+    split,
+)
+from .errors import UsageError
+from .options import RESUMABLE, TrainOptions, given
+from .runs import BEST
+
+__all__ = ["TrainingPlan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """A run ready to train from epoch `start` to `options.epochs`; `out` is the run
+    directory given (None: a new one under runs/)."""
+
+    options: TrainOptions
+    out: Path | None
+    data: Dataset
+    splits: Splits
+    net: Sequential
+    optimizer: Optimizer
+    history: History
+    start: int
+    stopper: EarlyStopping | None
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The label each class code stands for."""
+        assert self.data.classes is not None  # load_dataset codes every label
+        return self.data.classes
+
+    @classmethod
+    def new(cls, args: argparse.Namespace, group: Communicator) -> TrainingPlan:
+        """A new run from the command line: the data loaded and split (its digests recorded),
+        the net's memory checked, then a fresh net and optimizer."""
+        options = TrainOptions.from_args(args)
+        if args.out is not None and (args.out / FILENAME).exists():
+            raise UsageError(
+                f"{args.out} already holds a run; continue it with --resume {args.out} "
+                "--epochs N, or choose another --out"
+            )
+        data = _load(options.data, None, args.quiet, group)
+        splits = split(data, options)
+        options = dataclasses.replace(
+            options,
+            data_sha256=data_digest(data, options.data),
+            test_data_sha256=None
+            if options.test_data is None
+            else data_digest(splits.test, options.test_data),
+        )
+        check_memory(
+            net_sizes(options, data),
+            options.backend,
+            options.device,
+            len(splits.fit),
+            options.dtype,
+            options.batch_size,
+            n_eval=splits.largest_evaluation,
+            slots=len(OPTIMIZERS[options.optimizer].slots),
+        )
+        patience = options.early_stopping
+        return cls(
+            options=options,
+            out=args.out,
+            data=data,
+            splits=splits,
+            net=build_net(options, data, options.dtype),
+            optimizer=build_optimizer(options),
+            history=History(),
+            start=0,
+            stopper=None if patience is None else EarlyStopping(patience=patience),
+        )
+
+    @classmethod
+    def resume(cls, args: argparse.Namespace, group: Communicator) -> TrainingPlan:
+        """The run in `args.resume` continued to `--epochs`: its options, net, optimizer,
+        history and early stopping as saved, its data checked to be unchanged (labels coded
+        by the checkpoint's classes, as the run coded them)."""
+        run: Path = args.resume
+        options, ck = _saved_run(args)
+        data = _load(options.data, ck.classes, args.quiet, group)
+        check_same_data(data, options.data, options.data_sha256, run, "resume")
+        splits = split(data, options)
+        if options.test_data is not None:
+            check_same_data(splits.test, options.test_data, options.test_data_sha256, run, "resume")
+        assert ck.optimizer is not None  # _saved_run refuses a run without one
+        return cls(
+            options=options,
+            out=run,
+            data=data,
+            splits=splits,
+            net=ck.net,
+            optimizer=ck.optimizer,
+            history=History(ck.history),
+            start=ck.epoch,
+            stopper=_saved_stopper(options, ck, run),
+        )
+
+
+def _load(spec: str, classes: np.ndarray | None, quiet: bool, group: Communicator) -> Dataset:
+    """The run's data; a dataset downloaded on first use is fetched by rank 0, and the other
+    ranks read its cache once it has."""
+    fetched_by_lead = spec in DOWNLOADED
+    lead = group.rank == 0
+    if fetched_by_lead and not lead:
+        group.barrier()  # rank 0 has loaded (and so cached) the data
+    data = load_dataset(spec, classes=classes, quiet=quiet)
+    if fetched_by_lead and lead:
+        group.barrier()
+    return data
+
+
+def _saved_run(args: argparse.Namespace) -> tuple[TrainOptions, Checkpoint]:
+    """The stored options of the run in `args.resume`, updated with --epochs/--backend/
+    --device, and its checkpoint loaded on that backend."""
+    fixed = [k for k in given(args) if k not in RESUMABLE]
+    if fixed or args.out is not None:
+        name = "--" + (fixed[0] if fixed else "out").replace("_", "-")
+        raise UsageError(
+            f"{name} cannot change when resuming: --resume continues the run as it was set up "
+            "(only --epochs, --backend, --device, --quiet and --log-every may be given)"
+        )
+    stored = read_checkpoint(args.resume)  # read once: its options say where to load it
+    options = TrainOptions.from_stored(stored.metadata.get("options"), args.resume)
+    if args.backend is not None and args.device is None:
+        options = dataclasses.replace(options, device=None)  # the stored one is the backend's
+    options = dataclasses.replace(options, **given(args))
+    ck = stored.load(options.backend, placement(options))
+    if ck.optimizer is None:  # saved by xpnet.save without optimizer=: fit would start afresh
+        raise UsageError(
+            f"{args.resume} holds no optimizer state, so it cannot resume; train a new run"
+        )
+    if args.epochs is None or args.epochs <= ck.epoch:
+        raise UsageError(
+            f"the run in {args.resume} has {ck.epoch} epochs; give the total to reach with "
+            f"--epochs N, N > {ck.epoch}"
+        )
+    return options, ck
+
+
+def _saved_stopper(options: TrainOptions, ck: Checkpoint, run: Path) -> EarlyStopping | None:
+    """The run's early stopping (None when off) with the state and the best weights the run
+    saved, so that it goes on as if never interrupted."""
+    if options.early_stopping is None:
+        return None
+    stopper = EarlyStopping(patience=options.early_stopping)
+    state = ck.metadata.get("early_stopping")
+    if isinstance(state, dict):
+        stopper.load_state_dict(state)
+        if stopper.best_epoch is not None:
+            best = load_checkpoint(run / BEST, ck.net.backend, ck.net.backend.device)
+            if best.epoch != stopper.best_epoch:
+                raise UsageError(
+                    f"{run / BEST} holds epoch {best.epoch}, but the run's best epoch is "
+                    f"{stopper.best_epoch}: the run was interrupted while saving; train a new "
+                    "run"
+                )
+            stopper.best_parameters = best.net.parameter_buffer.flat_parameters()
+    return stopper
