@@ -180,7 +180,7 @@ def test_layers_that_do_not_fit_together_are_named():
     with pytest.raises(TypeError, match=r"layer 2 is 'relu', not an xpnet\.Layer"):
         xpnet.Sequential([xpnet.Linear(3, 4), "relu"])
     shared = xpnet.Linear(3, 3)
-    with pytest.raises(ValueError, match=r"layer 2 \(Linear\(3, 3\)\) is in a net already"):
+    with pytest.raises(ValueError, match=r"Linear\(3, 3\) is in a net already"):
         xpnet.Sequential([shared, shared])
 
 

@@ -30,9 +30,10 @@ from safetensors import SafetensorError
 from .backend import asarray, get_backend, to_numpy
 from .files import write_atomic
 from .labels import class_array, describe_classes
+from .layers.sequence import parameter_shapes, statistic_shapes
 from .model import config_layers, net_from_config
 from .optim import Optimizer, optimizer_from_config
-from .sequential import Sequential, parameter_shapes
+from .sequential import Sequential
 
 __all__ = [
     "FILENAME",
@@ -128,7 +129,8 @@ def save(
             f"directory, and {target.parent.suffix!r} is neither; give "
             f"{Path(path).with_suffix(SUFFIX)} (or make the directory first to save into it)"
         )
-    tensors = {name: _host(p) for name, p in net.parameters().items()}
+    live = {**net.parameters(), **net.statistics()}
+    tensors = {name: _host(p) for name, p in live.items()}
     header: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -383,7 +385,8 @@ def _check_size(config: Any, params: Mapping[str, np.ndarray]) -> None:
     """Refuse an architecture whose parameters differ from the stored tensors' before
     building it (a damaged or forged config could ask for any amount of memory): the layers
     the config names declare every parameter's name and shape."""
-    wanted = parameter_shapes(config_layers(config))
+    layers = config_layers(config)
+    wanted = {**parameter_shapes(layers), **statistic_shapes(layers)}
     for name, shape in wanted.items():
         if name not in params:
             raise ValueError(f"it stores no tensor {name}, which its architecture needs")

@@ -6,95 +6,41 @@ what checkpoints, memory estimates, `xpnet info` and the estimators ask for."""
 
 from __future__ import annotations
 
-import math
+import contextlib
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .backend import Backend, BackendError, asarray, check_placement, dtype_name, get_backend
-from .layers import Activation, Identity, Layer, Linear, layer_config
+from .layers import Activation, Layer, layer_config
+from .layers.sequence import (
+    Plan,
+    backward_through,
+    choose_inits,
+    forward_plan,
+    forward_through,
+    has_parameters,
+    layer_names,
+    leaves,
+    widths,
+)
 from .params import ParameterBuffer
 from .rng import new_generator
 
-__all__ = ["Sequential", "parameter_count", "parameter_names", "parameter_shapes", "widths"]
+__all__ = ["Sequential", "evaluating"]
 
 Array = Any
 
 
-def parameter_names(layers: Sequence[Layer]) -> list[dict[str, str]]:
-    """Per layer, {key: name in the net}: key + k for the k-th layer that has parameters."""
-    names, k = [], 0
-    for layer in layers:
-        keys = list(layer.parameter_shapes())
-        k += bool(keys)
-        names.append({key: f"{key}{k}" for key in keys})
-    return names
-
-
-def parameter_shapes(layers: Sequence[Layer]) -> dict[str, tuple[int, ...]]:
-    """{name: shape} of every parameter of a net of these layers, in layout order (nothing is
-    allocated: a checkpoint's architecture is checked with it before a net is built)."""
-    return {
-        name: shape
-        for layer, names in zip(layers, parameter_names(layers), strict=True)
-        for key, shape in layer.parameter_shapes().items()
-        for name in (names[key],)
-    }
-
-
-def parameter_count(layers: Sequence[Layer]) -> int:
-    """The number of scalars in the parameters of a net of these layers."""
-    return sum(math.prod(shape) for shape in parameter_shapes(layers).values())
-
-
-def widths(layers: Sequence[Layer]) -> list[int]:
-    """The number of features into the first layer and out of each layer, checked at every
-    joint; a ValueError names the first pair that does not fit."""
-    first = next((layer.input_width for layer in layers if layer.input_width is not None), None)
-    if first is None:
-        raise ValueError(
-            "no layer says how many features the net takes: start with a layer of fixed width "
-            "such as xpnet.Linear(n_in, n_out)"
-        )
-    out = [first]
-    for i, layer in enumerate(layers, 1):
-        if layer.input_width is not None and layer.input_width != out[-1]:
-            before = f"layer {i - 1} ({layers[i - 2]!r}) gives" if i > 1 else "the input has"
-            raise ValueError(
-                f"layer {i} ({layer!r}) takes {layer.input_width} features but {before} "
-                f"{out[-1]}; make the widths of neighbouring layers agree"
-            )
-        out.append(layer.output_width(out[-1]))
-    return out
-
-
-def _choose_inits(layers: Sequence[Layer]) -> None:
-    """Give each Linear built with init=None the init of the activation after it (before it
-    for a last Linear; Glorot in a net with no activation): He for the ReLU family."""
-    acts = [(i, layer) for i, layer in enumerate(layers) if isinstance(layer, Activation)]
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Linear) and layer.init is None:
-            after = [a for j, a in acts if j > i and not isinstance(a, Identity)]
-            before = [a for j, a in acts if j < i and not isinstance(a, Identity)]
-            near = after[:1] or before[-1:]
-            layer.init = near[0].init if near else "xavier"
-
-
-def _fused(layers: Sequence[Layer]) -> list[tuple[Any, Linear | None]]:
-    """The forward plan, decided once: (activation, linear) where an activation follows a
-    Linear (computed in place into the Linear's fresh output, its bias add fused in where the
-    ops can), (layer, None) for every other layer."""
-    plan: list[tuple[Any, Linear | None]] = []
-    i = 0
-    while i < len(layers):
-        layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Linear) and isinstance(after, Activation):
-            plan.append((after, layer))
-            i += 2
-        else:
-            plan.append((layer, None))
-            i += 1
-    return plan
+@contextlib.contextmanager
+def evaluating(net: Sequential) -> Iterator[None]:
+    """The net in evaluation mode inside the block, back in the mode it had after it."""
+    was = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was)
 
 
 class Sequential:
@@ -121,53 +67,88 @@ class Sequential:
         for i, layer in enumerate(self.layers, 1):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is {layer!r}, not an xpnet.Layer")
-            if layer._in_net or any(layer is other for other in self.layers[: i - 1]):
-                raise ValueError(f"layer {i} ({layer!r}) is in a net already: make a new one")
+        found = leaves(self.layers)
+        for i, layer in enumerate(found):
+            if layer._in_net or any(layer is other for other in found[:i]):
+                raise ValueError(f"{layer!r} is in a net already: make a new one")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         self.backend: Backend = get_backend(backend, device)
         self.dtype_name: str = dtype_name(dtype)
         self.dtype: Any = self.backend.dtype(dtype)
         self.seed: int = int(seed)
+        self.training: bool = True
         sizes = widths(self.layers)
         self.n_in: int = sizes[0]
         self.n_out: int = sizes[-1]
-        _choose_inits(self.layers)
-        names = parameter_names(self.layers)
-        if not any(names):
+        choose_inits(self.layers)
+        names = layer_names(self.layers)
+        if not any(leaf.parameter_shapes() for leaf in found):
             raise ValueError("a net needs at least one layer with parameters, e.g. xpnet.Linear")
-        self.parameter_buffer: ParameterBuffer = ParameterBuffer(self._initial(names))
-        for layer, named in zip(self.layers, names, strict=True):
+        self.parameter_buffer: ParameterBuffer = ParameterBuffer(self._initial(found, names))
+        for layer in self.layers:
             layer.place(self.backend, self.dtype_name)
-            if named:
-                layer.attach(self.parameter_buffer, named)
-            layer._in_net = True
-        self._plan: list[tuple[Any, Linear | None]] = _fused(self.layers)
-        self._first_trained: int = next(i for i, named in enumerate(names) if named)
+        for leaf, named in zip(found, names, strict=True):
+            params = {key: named[key] for key in leaf.parameter_shapes()}
+            if params:
+                leaf.attach(self.parameter_buffer, params)
+            leaf.statistics = {
+                key: asarray(value, like=self) for key, value in leaf.initial_statistics().items()
+            }
+            leaf._in_net = True
+        self._statistic_names: list[tuple[Layer, str, str]] = [
+            (leaf, key, named[key])
+            for leaf, named in zip(found, names, strict=True)
+            for key in leaf.statistic_shapes()
+        ]
+        self._plan: Plan = forward_plan(self.layers)
+        self._first_trained: int = next(
+            i for i, layer in enumerate(self.layers) if has_parameters(layer)
+        )
         self._input_type: Any = None  # the array type of inputs that passed the checks
         self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
+        self.reseed((self.seed,))
 
-    def _initial(self, names: list[dict[str, str]]) -> dict[str, Array]:
-        """Every parameter's starting value on the net's backend, by name: drawn from the seed,
-        or the values of a layer that has its own (cast to the net's dtype)."""
+    def _initial(self, found: list[Layer], names: list[dict[str, str]]) -> dict[str, Array]:
+        """Every parameter's starting value on the net's backend, by name: drawn from the seed
+        leaf by leaf, or the values of a layer that has its own (cast to the net's dtype)."""
         rng = new_generator(self.seed)
         initial: dict[str, Array] = {}
-        for i, (layer, named) in enumerate(zip(self.layers, names, strict=True), 1):
-            if not named:
+        for leaf, named in zip(found, names, strict=True):
+            if not leaf.parameter_shapes():
                 continue
-            own = layer.backend
-            if layer.parameter_buffer is None or own is None:
-                values = layer.initial_parameters(rng)
+            own = leaf.backend
+            if leaf.parameter_buffer is None or own is None:
+                values = leaf.initial_parameters(rng)
             elif (own.name, str(own.device)) != (self.backend.name, str(self.backend.device)):
                 raise BackendError(
-                    f"layer {i} ({layer!r}) was built on {own} but the net is on "
-                    f"{self.backend}: build it without backend= and the net places it"
+                    f"{leaf!r} was built on {own} but the net is on {self.backend}: build it "
+                    "without backend= and the net places it"
                 )
             else:
-                values = layer.params
+                values = leaf.params
             for key, value in values.items():
                 initial[named[key]] = asarray(value, like=self)
         return initial
+
+    # -- modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Sequential:
+        """Training mode (dropout drops, batch norm uses the batch's statistics and updates its
+        running ones), or evaluation mode with `mode=False`. `fit` trains; `predict`,
+        `evaluate` and validation evaluate, and put the mode back."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: dropout is the identity, batch norm uses its running statistics."""
+        return self.train(False)
+
+    def reseed(self, entropy: tuple[int, ...]) -> None:
+        """Start every random layer's draws afresh from `entropy` (and its place in the net)."""
+        for i, leaf in enumerate(leaves(self.layers)):
+            leaf.reseed((*entropy, i))
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
@@ -219,10 +200,9 @@ class Sequential:
         """Outputs (batch, n_out) for inputs X (batch, n_in); each layer caches what its
         backward needs."""
         self.check_input(X)
-        for layer, linear in self._plan:
-            X = layer.forward(X) if linear is None else layer.forward_linear(linear, X)
-        self._output_shape = X.shape
-        return X
+        Y = forward_through(self._plan, X)
+        self._output_shape = Y.shape
+        return Y
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None, when
@@ -231,14 +211,11 @@ class Sequential:
         if type(gY) is not self._input_type or gY.shape != self._output_shape:
             self._check_output_grad(gY)
         first = 0 if input_grad else self._first_trained
-        layers = self.layers
-        g = gY
-        for layer in reversed(layers[first + 1 :]):
-            g = layer.backward(g)
+        g = backward_through(self.layers[first + 1 :], gY)
         if input_grad:
-            g = layers[0].backward(g)
+            g = self.layers[0].backward(g)
         else:
-            layers[first].backward_parameters(g)
+            self.layers[first].backward_parameters(g)
             g = None
         self.parameter_buffer.sort_grads()
         return g
@@ -277,15 +254,21 @@ class Sequential:
         copied into the flat array where the net keeps views, bound in its place otherwise."""
         self.parameter_buffer.set(name, value)
 
+    def statistics(self) -> dict[str, Array]:
+        """{"running_mean2": ..., ...}: the live statistics of the layers that keep some."""
+        return {name: leaf.statistics[key] for leaf, key, name in self._statistic_names}
+
     def state_dict(self) -> dict[str, Array]:
-        """The parameters by name, as copies in the net's backend and device."""
+        """The parameters and statistics by name, as copies in the net's backend and device."""
         xp = self.backend.xp
-        return {name: xp.asarray(p, copy=True) for name, p in self.parameters().items()}
+        live = {**self.parameters(), **self.statistics()}
+        return {name: xp.asarray(p, copy=True) for name, p in live.items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Load copies of parameters from arrays of any supported library (moved and cast
         explicitly); missing, extra or wrong-shaped keys raise before anything changes."""
-        expected = {name: tuple(p.shape) for name, p in self.parameters().items()}
+        live = {**self.parameters(), **self.statistics()}
+        expected = {name: tuple(p.shape) for name, p in live.items()}
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
         if missing or extra:
@@ -303,6 +286,8 @@ class Sequential:
                     "build the net with the layers the state was saved from"
                 )
             new[name] = self.backend.xp.asarray(value, copy=True)
+        for leaf, key, name in self._statistic_names:
+            leaf.statistics = {**leaf.statistics, key: new.pop(name)}
         self.parameter_buffer.load(new)
 
     def to(
@@ -315,7 +300,8 @@ class Sequential:
             backend = self.backend if device is None else self.backend.name
         target = get_backend(backend, device)
         net = net_from_config({**self.config(), "dtype": dtype or self.dtype_name}, target)
-        net.load_state_dict(self.parameters())
+        net.load_state_dict({**self.parameters(), **self.statistics()})
+        net.train(self.training)
         return net
 
     def describe(self) -> str:
@@ -323,9 +309,9 @@ class Sequential:
         e.g. "64 -> 32 -> 10"."""
         sizes = widths(self.layers)
         shown = [sizes[0]] + [
-            n for layer, n in zip(self.layers, sizes[1:], strict=True) if layer.parameter_names
+            n for layer, n in zip(self.layers, sizes[1:], strict=True) if has_parameters(layer)
         ]
-        if shown[-1] != sizes[-1] or len(shown) == 1:
+        if shown[-1] != sizes[-1]:
             shown.append(sizes[-1])
         return " -> ".join(map(str, shown))
 

@@ -8,8 +8,9 @@ import numpy as np
 from ..data import Dataset
 from ..distributed import Communicator
 from ..labels import describe_classes
+from ..layers.sequence import parameter_count
 from ..model import MLP
-from ..sequential import Sequential, parameter_count
+from ..sequential import Sequential
 from .options import TrainOptions
 from .plan import TrainingPlan
 

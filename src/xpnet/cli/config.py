@@ -14,10 +14,10 @@ import numpy as np
 from ..backend import available_memory, get_backend, host_available_memory
 from ..backend import on_host as is_on_host
 from ..data import BUILTIN, Dataset, load_dataset, train_test_split
+from ..layers.sequence import parameter_shapes
 from ..model import MLP, mlp_layers
 from ..optim import OPTIMIZERS, Optimizer
 from ..optim.schedules import SCHEDULES, Cosine, Schedule
-from ..sequential import parameter_shapes
 from . import parallel
 from .errors import UsageError
 from .options import TrainOptions

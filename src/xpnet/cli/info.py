@@ -14,7 +14,7 @@ from ..checkpoint import load_checkpoint
 from ..data import DOWNLOADED, PACKAGED
 from ..labels import describe_classes
 from ..layers import Layer
-from ..sequential import widths
+from ..layers.sequence import has_parameters, leaves, widths
 
 __all__ = ["cmd_info", "version"]
 
@@ -73,14 +73,15 @@ def _summary(run: Path) -> None:
     total = 0
     for row, (start, stop) in enumerate(_rows(net.layers), 1):
         main = net.layers[start]
-        params = main.params
+        params = {
+            name: net.parameter_buffer.params[name]
+            for leaf in leaves([main])
+            for name in leaf.parameter_names.values()
+        }
         count = sum(int(p.size) for p in params.values())
         total += count
         then = "+".join(layer.name for layer in net.layers[start + 1 : stop]) or "-"
-        arrays = ", ".join(
-            f"{main.parameter_names[key]} {' x '.join(map(str, p.shape))}"
-            for key, p in params.items()
-        )
+        arrays = ", ".join(f"{name} {' x '.join(map(str, p.shape))}" for name, p in params.items())
         span = f"{sizes[start]} -> {sizes[stop]}"
         print(f"{row:<7}{span:<14}{then:<12}{count:>12,}  {main.name}: {arrays}".rstrip())
     print(f"{'total':<33}{total:>12,}")
@@ -90,7 +91,7 @@ def _summary(run: Path) -> None:
 def _rows(layers: Sequence[Layer]) -> list[tuple[int, int]]:
     """(start, stop) of each row of the summary: a layer with parameters and the parameterless
     layers after it; parameterless layers before the first one make a row of their own."""
-    starts = [i for i, layer in enumerate(layers) if layer.parameter_names]
+    starts = [i for i, layer in enumerate(layers) if has_parameters(layer)]
     if starts[0] != 0:
         starts.insert(0, 0)
     return list(zip(starts, [*starts[1:], len(layers)], strict=True))

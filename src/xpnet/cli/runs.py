@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import plots
 from ..files import write_atomic
-from ..sequential import Sequential, parameter_count
+from ..layers.sequence import parameter_count
+from ..sequential import Sequential
 from ..train import History
 from .config import Splits
 from .info import version

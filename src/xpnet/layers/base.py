@@ -18,7 +18,7 @@ one whose constructor takes arguments returns them from `config`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,10 +44,13 @@ class Layer:
 
     name: ClassVar[str] = ""
     input_width: int | None = None
+    sublayers: Sequence[Layer] = ()  # a container's layers (Residual's), placed by the net
+    training: bool = True  # False in evaluation: dropout off, batch norm on running statistics
     backend: Backend | None = None  # where the layer's arrays live, set when it is placed
     dtype_name: str = "float32"
     parameter_buffer: ParameterBuffer | None = None  # set when the layer is placed
     parameter_names: Mapping[str, str] = {}  # parameter key -> its name in the buffer
+    statistics: Mapping[str, Array] = {}  # statistic key -> its array, set by the net
     _standalone: tuple[str, Any] = ("float32", 0)  # dtype and seed when placed alone on NumPy
     _in_net: bool = False
 
@@ -80,10 +83,34 @@ class Layer:
         layer says otherwise."""
         return {key: np.zeros(shape) for key, shape in self.parameter_shapes().items()}
 
+    def statistic_shapes(self) -> dict[str, tuple[int, ...]]:
+        """{key: shape} of the layer's statistics: state a checkpoint keeps but no optimizer
+        trains (BatchNorm's running mean and variance); none by default."""
+        return {}
+
+    def initial_statistics(self) -> dict[str, np.ndarray]:
+        """Host float64 starting values for `statistic_shapes` (zeros unless a layer says
+        otherwise); the net keeps them, on its device, in the layer's `statistics`."""
+        return {key: np.zeros(shape) for key, shape in self.statistic_shapes().items()}
+
+    # -- modes and randomness -----------------------------------------------------------------
+    def train(self, mode: bool = True) -> None:
+        """Training (True) or evaluation (False) mode, for this layer and its sublayers."""
+        self.training = bool(mode)
+        for layer in self.sublayers:
+            layer.train(mode)
+
+    def reseed(self, entropy: Sequence[int]) -> None:
+        """Start the layer's random draws afresh from `entropy` (the net passes its seed, and
+        fit the run's seed and the epoch, so a resumed run draws what an uninterrupted one
+        would have); a layer without randomness ignores it."""
+
     # -- placement --------------------------------------------------------------------------
     def place(self, backend: Backend, dtype: str) -> None:
         """Say where the layer's arrays live (its net's backend and dtype, or its own)."""
         self.backend, self.dtype_name = backend, dtype
+        for layer in self.sublayers:
+            layer.place(backend, dtype)
 
     def attach(self, buffer: ParameterBuffer, names: Mapping[str, str]) -> None:
         """Keep the parameters in `buffer`, where parameter `key` is called `names[key]`."""
