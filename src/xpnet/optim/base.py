@@ -214,12 +214,7 @@ class Optimizer:
         if layout is None or all(len(s.shape) >= 2 for s in layout):
             return None
         if self._mask is None or self._mask[0] is not layout:
-            xp, where = array_namespace(P), device(P)
-            pieces = [
-                xp.full((stop - start,), float(len(shape) >= 2), dtype=P.dtype, device=where)
-                for _, start, stop, shape in layout
-            ]
-            self._mask = (layout, xp.concat(pieces))
+            self._mask = (layout, hooks.weight_mask(P, layout))
         return self._mask[1]
 
     def _per_name(self, copy: bool) -> dict[str, Array]:
