@@ -29,7 +29,7 @@ def _problem(name, n=6, k=3, seed=0):
 
 def _by_hand(name, Y, T, w):
     """(value, dL/dY) of loss `name` with sample weights w, in float64."""
-    n, k = Y.shape
+    k = Y.shape[1]
     c = w[:, None]
     if name == "sse":
         D = Y - T
