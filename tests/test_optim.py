@@ -264,6 +264,28 @@ def test_step_sums_gradients_with_the_given_allreduce():
         np.testing.assert_allclose(p, _params(nets[1])[k], rtol=1e-15)
 
 
+def test_step_takes_an_explicit_gradient_and_reduces_it_first(backend, dtype):
+    """Optimizer.step(net, G, reduce): the update follows reduce(G), not the gradients the
+    net's last backward left, and reduce sees G itself, once."""
+    net, X, T = _net_with_grads(backend, dtype)
+    _step(net, X, T, xpnet.SGD(lr=0.1))  # leaves gradients behind that step must ignore
+    buffer = net.parameter_buffer
+    before = xpnet.to_numpy(buffer.flat_parameters()).astype(np.float64)
+    g = np.linspace(-1.0, 1.0, before.size)
+    G = xpnet.asarray(g, like=net)
+    seen = []
+
+    def reduce(a):
+        seen.append(a)
+        return a * 3.0
+
+    xpnet.SGD(lr=0.5).step(net, G, reduce=reduce)
+    assert len(seen) == 1 and seen[0] is G
+    after = xpnet.to_numpy(buffer.flat_parameters()).astype(np.float64)
+    tol = 8 * np.finfo(dtype).eps
+    np.testing.assert_allclose(after, before - 0.5 * 3.0 * g, rtol=tol, atol=tol)
+
+
 def test_only_optimizers_with_fixed_numbers_can_be_captured_in_a_cuda_graph():
     """ops.torch.capture asks the optimizer first: a graph would freeze Adam's bias corrections
     and a schedule's learning rate."""

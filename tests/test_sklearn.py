@@ -280,3 +280,51 @@ def test_fitted_on_torch_refuses_numpy_input_under_dispatch(iris):
             clf.fit(torch.asarray(X), torch.asarray(y))
         with pytest.raises(ValueError, match="must use the same namespace"):
             clf.predict(X)
+
+
+def test_fit_stochastic_takes_explicit_inputs_and_returns_the_record():
+    """The solver reads no estimator: given a net, optimizer, loss, data, settings, the record
+    of earlier fits and a scorer, it returns the next record and leaves the given one as it
+    was; early stopping scores every epoch on the validation split and keeps the best."""
+    from xpnet.sklearn._data import Data
+    from xpnet.sklearn.losses import SquaredError
+    from xpnet.sklearn.optimizers import SklearnAdam
+    from xpnet.sklearn.stochastic import Record, StochasticSettings, fit_stochastic
+
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    net = xpnet.MLP([3, 5, 1], output="identity", seed=0)
+    data = Data(net, X, y[:, None] / 100)
+    settings = StochasticSettings(
+        max_iter=4,
+        batch_size=10,
+        shuffle=True,
+        tol=0.0,
+        n_iter_no_change=np.inf,
+        early_stopping=True,
+        validation_fraction=0.25,
+        alpha=0.0,
+        verbose=False,
+        incremental=False,
+    )
+    rng = np.random.RandomState(0)
+    before = Record.fresh(True, net.state_dict())
+    before.loss_curve.append(9.0)  # an earlier fit's epoch
+    scores = iter([0.1, 0.5, 0.3, 0.2])
+    seen = []
+
+    def score(validation):
+        seen.append(validation.n)
+        return next(scores)
+
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        after = fit_stochastic(
+            net, SklearnAdam(0.01), SquaredError(), data, settings, before, score, rng
+        )
+    assert before.loss_curve == [9.0] and before.validation_scores == []
+    assert after.n_iter == 4 and after.samples == 4 * 30 and seen == [10] * 4
+    assert after.loss_curve[0] == 9.0 and len(after.loss_curve) == 5
+    assert after.validation_scores == [0.1, 0.5, 0.3, 0.2]
+    assert after.best_validation_score == 0.5 and after.no_improvement_count == 2
+    kept = {k: xpnet.to_numpy(v) for k, v in after.best_state.items()}
+    for k, v in net.state_dict().items():  # the net ends with the best epoch's parameters
+        np.testing.assert_array_equal(xpnet.to_numpy(v), kept[k])

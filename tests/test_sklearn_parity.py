@@ -20,8 +20,9 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 from sklearn.preprocessing import StandardScaler
 
 import xpnet
+from xpnet.optim.hooks import weight_mask
 from xpnet.sklearn import MLPClassifier, MLPRegressor
-from xpnet.sklearn.losses import LOSSES, objective, weight_mask
+from xpnet.sklearn.losses import LOSSES, objective
 from xpnet.sklearn.optimizers import Adaptive, InvScaling, SklearnAdam, SklearnSGD
 
 
@@ -423,7 +424,9 @@ def test_losses_are_sklearns(backend, dtype, name):
     w = rng.uniform(0.5, 2.0, size=n)
     loss = LOSSES[name]()
     on = lambda a: xpnet.asarray(a, like=net)  # noqa: E731
-    value, G = objective(net, loss, on(X), on(T), on(w), 0.3, weight_mask(net))
+    buffer = net.parameter_buffer
+    mask = weight_mask(buffer.flat_parameters(), buffer.layout)
+    value, G = objective(net, loss, on(X), on(T), on(w), 0.3, mask)
     W, b = _host(net.parameters()["W1"]), _host(net.parameters()["b1"])
     Z = X @ W + b
     from sklearn.neural_network._base import ACTIVATIONS

@@ -1,9 +1,15 @@
-"""Losses: `forward(Y, T)` returns the loss as a 0-d array (no host sync) and caches what
-`backward()` needs to return dL/dY."""
+"""Losses: `forward(Y, T, sample_weight=None)` returns the loss as a 0-d array (no host sync)
+and caches what `backward()` needs to return dL/dY.
+
+With sample weights w (one per row), sample i's loss l_i counts w_i times: a mean loss is
+sum_i w_i l_i / sum_i w_i, a summed one sum_i w_i l_i, and unit weights give the unweighted
+value. A sample's loss combines its outputs' elements by sum or, for `outputs = "mean"`, by
+their mean, so that unit weights give MSELoss and BCELoss their mean over all elements."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, ClassVar
@@ -13,20 +19,34 @@ from array_api_compat import array_namespace
 from . import ops
 from .backend import BackendError, backend_of, to_numpy
 
-__all__ = ["LOSSES", "BCELoss", "Loss", "MSELoss", "SSELoss", "SoftmaxCrossEntropyLoss"]
+__all__ = [
+    "LOSSES",
+    "BCELoss",
+    "Loss",
+    "MSELoss",
+    "SSELoss",
+    "SoftmaxCrossEntropyLoss",
+    "clip_probabilities",
+]
 
 Array = Any
 
 
 class Loss:
-    """Shared checks and caching; subclasses define `_value` and `_gradient`. `reduction` says
-    how a batch's value combines its samples: "mean" or "sum" (data-parallel training weighs
-    each process's gradient by it)."""
+    """Shared checks, sample weights and caching. A subclass defines `_elements` (the loss of
+    each output of each sample) and `_derivative` (the gradient of their sum over `count`),
+    from which the weighted loss follows, and `_value`, the unweighted loss in its fastest
+    form. `reduction` says how a batch's value combines its samples: "mean" or "sum"
+    (data-parallel training weighs each process's gradient by it); `outputs` how a sample's
+    loss combines its outputs' elements."""
 
     reduction: ClassVar[str] = "mean"
+    outputs: ClassVar[str] = "sum"
 
     def __init__(self) -> None:
         self._cache: tuple[Array, Array, ModuleType] | None = None
+        self._weights: Array | None = None  # the last forward's weights as a column, or None
+        self.weight_sum: Any = 0  # the last forward's sum of weights (its rows without them)
         self._type: Any = None  # the array type whose namespace and ops are kept
         self._xp: Any = None
         self._ops: Any = ops.generic
@@ -48,10 +68,23 @@ class Loss:
         finally:
             self._targets_checked = outer
 
-    def forward(self, Y: Array, T: Array) -> Array:
+    def forward(self, Y: Array, T: Array, sample_weight: Array | None = None) -> Array:
+        """The loss of outputs Y against targets T (both (batch, outputs)), each row weighted
+        by `sample_weight` (batch,) when given."""
         if type(Y) is type(T) is self._type and Y.shape == T.shape and Y.dtype == T.dtype:
-            self._cache = (Y, T, self._xp)  # the common case: the checks below all pass
-            return self._value(Y, T, self._xp)
+            xp = self._xp  # the common case: the checks below all pass
+        else:
+            xp = self._checked(Y, T)
+        if sample_weight is None:
+            self._cache, self._weights, self.weight_sum = (Y, T, xp), None, Y.shape[0]
+            return self._value(Y, T, xp)
+        column = (-1,) + (1,) * (len(Y.shape) - 1)
+        self._weights = xp.reshape(self._checked_weights(sample_weight, Y), column)
+        self._cache, self.weight_sum = (Y, T, xp), xp.sum(sample_weight)
+        return self._weighted_value(Y, T, self._weights, xp)
+
+    def _checked(self, Y: Array, T: Array) -> ModuleType:
+        """The namespace of Y, after checking that T matches Y's shape, library and dtype."""
         if getattr(Y, "shape", None) != getattr(T, "shape", None):
             raise ValueError(
                 f"targets have shape {tuple(getattr(T, 'shape', ()))} but the outputs have shape "
@@ -67,20 +100,69 @@ class Loss:
                 "convert them with xpnet.asarray(T, like=net)"
             )
         self._type, self._xp, self._ops = type(Y), xp, ops.ops_for(xp)
-        self._cache = (Y, T, xp)
-        return self._value(Y, T, xp)
+        return xp
+
+    @staticmethod
+    def _checked_weights(w: Array, Y: Array) -> Array:
+        """w, after checking that it holds one weight per row of Y, in Y's library and dtype."""
+        if type(w) is not type(Y):
+            backend_of(Y, w)  # raises, naming both libraries
+        if tuple(getattr(w, "shape", ())) != (Y.shape[0],):
+            raise ValueError(
+                f"sample_weight has shape {tuple(getattr(w, 'shape', ()))} but the batch has "
+                f"{Y.shape[0]} samples; give one weight per sample"
+            )
+        if w.dtype != Y.dtype:
+            raise BackendError(
+                f"sample_weight has dtype {w.dtype} but the outputs have {Y.dtype}; "
+                "convert it with xpnet.asarray(w, like=net)"
+            )
+        return w
 
     def backward(self) -> Array:
         """dL/dY for the last forward."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._gradient(*self._cache)
+        if self._weights is None:
+            return self._gradient(*self._cache)
+        Y, T, xp = self._cache
+        return self._weighted_gradient(Y, T, self._weights, xp)
 
     def _value(self, Y: Array, T: Array, xp: ModuleType) -> Array:
+        """The unweighted loss."""
         raise NotImplementedError
 
     def _gradient(self, Y: Array, T: Array, xp: ModuleType) -> Array:
+        """The unweighted dL/dY: the elements' gradient over as many as the loss averages."""
+        count = self._per_sample(Y)
+        return self._derivative(Y, T, xp, count * Y.shape[0] if self.reduction == "mean" else count)
+
+    def _per_sample(self, Y: Array) -> int:
+        """How many elements a sample's loss averages: its outputs, or 1 for a sum."""
+        return math.prod(Y.shape[1:]) if self.outputs == "mean" else 1
+
+    def _elements(self, Y: Array, T: Array, xp: ModuleType) -> Array:
+        """The loss of each output of each sample, shaped like Y."""
         raise NotImplementedError
+
+    def _derivative(self, Y: Array, T: Array, xp: ModuleType, count: int) -> Array:
+        """The gradient of the sum of `_elements` over `count`, with respect to Y."""
+        raise NotImplementedError
+
+    def _weighted_value(self, Y: Array, T: Array, w: Array | None, xp: ModuleType) -> Array:
+        """sum_i w_i l_i (over `weight_sum` for a mean loss); w a column, None for unit weights."""
+        E = self._elements(Y, T, xp)
+        value = xp.sum(E if w is None else E * w)
+        if self.outputs == "mean":
+            value = value / self._per_sample(Y)
+        return value / self.weight_sum if self.reduction == "mean" else value
+
+    def _weighted_gradient(self, Y: Array, T: Array, w: Array | None, xp: ModuleType) -> Array:
+        """The gradient of `_weighted_value`: each sample's gradient times its weight."""
+        G = self._derivative(Y, T, xp, self._per_sample(Y))
+        if w is not None:
+            G = G * w
+        return G / self.weight_sum if self.reduction == "mean" else G
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -105,16 +187,34 @@ class SSELoss(Loss):
         D, self._diff = self._diff, None
         return Y - T if D is None else D
 
+    def _elements(self, Y, T, xp):
+        D = Y - T
+        return 0.5 * (D * D)
+
+    def _derivative(self, Y, T, xp, count):
+        return Y - T  # count is 1: a sum over samples and outputs
+
 
 class MSELoss(Loss):
     """mean((Y - T)**2) over all elements; dL/dY = 2 (Y - T) / Y.size."""
 
-    def _value(self, Y, T, xp):
-        D = Y - T
-        return xp.mean(D * D)
+    outputs = "mean"
 
-    def _gradient(self, Y, T, xp):
-        return (Y - T) * (2.0 / _size(Y))
+    def _value(self, Y, T, xp):
+        return xp.mean(self._elements(Y, T, xp))
+
+    def _elements(self, Y, T, xp):
+        D = Y - T
+        return D * D
+
+    def _derivative(self, Y, T, xp, count):
+        return (Y - T) * (2.0 / count)
+
+
+def clip_probabilities(P: Array, xp: ModuleType) -> Array:
+    """P clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon), so log never sees 0."""
+    eps = xp.finfo(P.dtype).eps
+    return xp.clip(P, eps, 1.0 - eps)
 
 
 class BCELoss(Loss):
@@ -125,8 +225,10 @@ class BCELoss(Loss):
     nothing. The check costs a host read of a boolean: once per call, or once per dataset
     inside `checked_targets` (as `fit` and `evaluate` do)."""
 
-    def forward(self, Y: Array, T: Array) -> Array:
-        value = super().forward(Y, T)  # shapes, libraries and dtypes checked first
+    outputs = "mean"
+
+    def forward(self, Y: Array, T: Array, sample_weight: Array | None = None) -> Array:
+        value = super().forward(Y, T, sample_weight)  # shapes, libraries and dtypes checked first
         if not self._targets_checked:
             try:
                 self.check_targets(T)
@@ -145,17 +247,16 @@ class BCELoss(Loss):
                 "one-hot targets, for other values MSELoss"
             )
 
-    def _clip(self, Y, xp):
-        eps = xp.finfo(Y.dtype).eps
-        return xp.clip(Y, eps, 1.0 - eps)
-
     def _value(self, Y, T, xp):
-        P = self._clip(Y, xp)
-        return -xp.mean(T * xp.log(P) + (1.0 - T) * xp.log(1.0 - P))
+        return xp.mean(self._elements(Y, T, xp))
 
-    def _gradient(self, Y, T, xp):
-        P = self._clip(Y, xp)
-        return (P - T) / (P * (1.0 - P)) * (1.0 / _size(Y))
+    def _elements(self, Y, T, xp):
+        P = clip_probabilities(Y, xp)
+        return -(T * xp.log(P) + (1.0 - T) * xp.log(1.0 - P))
+
+    def _derivative(self, Y, T, xp, count):
+        P = clip_probabilities(Y, xp)
+        return (P - T) / (P * (1.0 - P)) * (1.0 / count)
 
 
 class SoftmaxCrossEntropyLoss(Loss):
@@ -163,17 +264,13 @@ class SoftmaxCrossEntropyLoss(Loss):
     T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch."""
 
     def _value(self, Y, T, xp):
-        return -xp.sum(T * ops.generic.log_softmax(Y, xp)) * (1.0 / Y.shape[0])
+        return xp.sum(self._elements(Y, T, xp)) * (1.0 / Y.shape[0])
 
-    def _gradient(self, Y, T, xp):
-        return (ops.generic.softmax(Y, xp) - T) * (1.0 / Y.shape[0])
+    def _elements(self, Y, T, xp):
+        return -(T * ops.generic.log_softmax(Y, xp))
 
-
-def _size(a: Array) -> int:
-    n = 1
-    for d in a.shape:
-        n *= d
-    return n
+    def _derivative(self, Y, T, xp, count):
+        return (ops.generic.softmax(Y, xp) - T) * (1.0 / count)
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -65,18 +65,8 @@ def step(
     Y = net.forward(X)
     value = loss.forward(Y, T)
     net.backward(loss.backward(), input_grad=False)
-    _apply(net, optimizer, net.parameter_buffer.flat_gradients(), allreduce)
+    optimizer.step(net, reduce=allreduce)
     return Y, value
-
-
-def _apply(
-    net: MLP, optimizer: Optimizer, G: Array, allreduce: Callable[[Array], Array] | None
-) -> None:
-    """Update the net from flat gradient G (summed by `allreduce` first when given)."""
-    if allreduce is not None:
-        G = allreduce(G)
-    buffer = net.parameter_buffer
-    buffer.store_flat_parameters(optimizer.update(buffer.flat_parameters(), G, buffer.layout))
 
 
 def shard_bounds(start: int, stop: int, rank: int, size: int) -> tuple[int, int]:
@@ -112,7 +102,7 @@ def _shard_step(
 
     if hi == lo:  # no rows here: this process adds zeros to the sum and updates alike
         P = net.parameter_buffer.flat_parameters()
-        _apply(net, optimizer, net.backend.xp.zeros_like(P), allreduce)
+        optimizer.step(net, net.backend.xp.zeros_like(P), reduce=allreduce)
         return
     Tb = T[lo:hi, ...]
     Y, value = step(net, X[lo:hi, ...], Tb, loss, optimizer, allreduce=allreduce)

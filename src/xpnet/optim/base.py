@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from array_api_compat import array_namespace, device
@@ -119,10 +119,21 @@ class Optimizer:
         self._mask: tuple[Layout | None, Array] | None = None  # weight mask, by layout
 
     # -- the step -------------------------------------------------------------------------
-    def step(self, model: Trainable) -> None:
-        """Update the model's parameters from the gradients of its last backward."""
+    def step(
+        self,
+        model: Trainable,
+        G: Array | None = None,
+        reduce: Callable[[Array], Array] | None = None,
+    ) -> None:
+        """Update the model's parameters from flat gradient G, laid out like its parameter
+        buffer (None: the gradients of its last backward), passed through `reduce` first when
+        given (data-parallel training sums it over processes there). The one place where a
+        net's parameters follow a gradient: `train.step` and the scikit-learn solvers call it."""
         buffer = model.parameter_buffer
-        G = buffer.flat_gradients()
+        if G is None:
+            G = buffer.flat_gradients()
+        if reduce is not None:
+            G = reduce(G)
         buffer.store_flat_parameters(self.update(buffer.flat_parameters(), G, buffer.layout))
 
     def update(self, P: Array, G: Array, layout: Layout | None = None) -> Array:
@@ -207,12 +218,7 @@ class Optimizer:
         if layout is None or all(len(s.shape) >= 2 for s in layout):
             return None
         if self._mask is None or self._mask[0] is not layout:
-            xp, where = array_namespace(P), device(P)
-            pieces = [
-                xp.full((stop - start,), float(len(shape) >= 2), dtype=P.dtype, device=where)
-                for _, start, stop, shape in layout
-            ]
-            self._mask = (layout, xp.concat(pieces))
+            self._mask = (layout, hooks.weight_mask(P, layout))
         return self._mask[1]
 
     def _per_name(self, copy: bool) -> dict[str, Array]:

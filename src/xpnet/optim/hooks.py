@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["clip_grad_norm", "weight_decay"]
+from array_api_compat import array_namespace, device
+
+from ..params import Layout
+
+__all__ = ["clip_grad_norm", "weight_decay", "weight_mask"]
 
 Array = Any
 
@@ -22,3 +26,14 @@ def weight_decay(G: Array, P: Array, decay: float, mask: Array | None) -> Array:
     """G + decay * P on the elements where `mask` is 1 (the weights, not the biases; every
     element when mask is None): the gradient of an L2 penalty decay / 2 * ||W||^2."""
     return G + decay * (P if mask is None else mask * P)
+
+
+def weight_mask(P: Array, layout: Layout) -> Array:
+    """1 over the weight matrices (parameters of 2 or more dimensions) of flat parameters P
+    laid out by `layout`, 0 over the biases: where weight decay and L2 penalties apply."""
+    xp, where = array_namespace(P), device(P)
+    pieces = [
+        xp.full((stop - start,), float(len(shape) >= 2), dtype=P.dtype, device=where)
+        for _, start, stop, shape in layout
+    ]
+    return xp.concat(pieces)

@@ -29,10 +29,10 @@ from ..backend import BACKEND_NAMES, Backend, backend_of, get_backend, to_numpy
 from ..model import MLP
 from ..optim import Optimizer
 from ._data import Data, forward_all
-from .lbfgs import fit_lbfgs
+from .lbfgs import LbfgsSettings, fit_lbfgs
 from .losses import LOSSES, SklearnLoss, activate
 from .optimizers import Adaptive, InvScaling, SklearnAdam, SklearnSGD
-from .stochastic import fit_stochastic
+from .stochastic import Record, StochasticSettings, fit_stochastic
 
 __all__ = ["BaseMLP", "follow", "host_list", "to_place_of"]
 
@@ -186,9 +186,25 @@ class BaseMLP(BaseEstimator):
             self._initialize(X, [int(X.shape[1]), *map(int, hidden), self.n_outputs_], rng)
         data = Data(self._sync_net(), X, T, sample_weight)
         if self.solver in STOCHASTIC_SOLVERS:
-            fit_stochastic(self, data, incremental, rng)
+            if not incremental or not hasattr(self, "_optimizer"):
+                self._optimizer = self._make_optimizer()
+            strata = self._strata(data.T) if self.early_stopping and self.n_outputs_ == 1 else None
+            record = fit_stochastic(
+                self._net,
+                self._optimizer,
+                self._make_loss(),
+                data,
+                self._stochastic_settings(incremental),
+                self._record(),
+                self._score,
+                rng,
+                strata,
+            )
+            self._keep(record)
+            self.n_iter_, self.loss_ = record.n_iter, record.loss
         else:
-            fit_lbfgs(self, data)
+            result = fit_lbfgs(self._net, self._make_loss(), data, self._lbfgs_settings())
+            self.n_iter_, self.loss_ = result.n_iter, result.loss
         self._attach(self._net)  # a packed net (JAX) holds new arrays after training
         self._check_finite()
         return self
@@ -218,18 +234,8 @@ class BaseMLP(BaseEstimator):
             initial[f"b{k}"] = rng.uniform(-bound, bound, fan_out)
         net.load_state_dict(initial)
         self._attach(net)
-        self._best_state = net.state_dict()
         if self.solver in STOCHASTIC_SOLVERS:
-            self.loss_curve_: list[float] = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_: list[float] | None = []
-                self.best_validation_score_: float | None = -np.inf
-                self.best_loss_: float | None = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self._keep(Record.fresh(self.early_stopping, net.state_dict()))
 
     def _backend_for(self, X: Array) -> Backend:
         """Where to train: `backend`/`device` when given, otherwise X's library and device
@@ -273,34 +279,56 @@ class BaseMLP(BaseEstimator):
             )
         return SklearnAdam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
 
-    def _update_no_improvement_count(self, validation: Data | None) -> None:
-        """scikit-learn's bookkeeping after an epoch, comparisons as it writes them (a NaN
-        score or loss resets the count), keeping the weights of the best validation score."""
-        if validation is not None:
-            P = to_numpy(self._activated(validation.X))
-            w = None if validation.w is None else to_numpy(validation.w)
-            score = self._validation_score(P, to_numpy(validation.T), w)
-            scores, best = self.validation_scores_, self.best_validation_score_
-            assert scores is not None and best is not None  # early stopping keeps them
-            scores.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            if score < best + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > best:
-                self.best_validation_score_ = score
-                self._best_state = self._net.state_dict()
-        else:
-            last, best_loss = self.loss_curve_[-1], self.best_loss_
-            assert best_loss is not None  # kept unless early stopping
-            if last > best_loss - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last < best_loss:
-                self.best_loss_ = last
+    def _stochastic_settings(self, incremental: bool) -> StochasticSettings:
+        return StochasticSettings(
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            alpha=float(self.alpha),
+            verbose=bool(self.verbose),
+            incremental=incremental,
+        )
+
+    def _lbfgs_settings(self) -> LbfgsSettings:
+        return LbfgsSettings(
+            max_iter=self.max_iter,
+            max_fun=self.max_fun,
+            tol=self.tol,
+            alpha=float(self.alpha),
+            verbose=bool(self.verbose),
+        )
+
+    def _record(self) -> Record:
+        """The stochastic solvers' record of the fits so far, from the attributes it sets."""
+        return Record(
+            best_state=self._best_state,
+            best_loss=self.best_loss_,
+            validation_scores=self.validation_scores_,
+            best_validation_score=self.best_validation_score_,
+            loss_curve=self.loss_curve_,
+            samples=self.t_,
+            no_improvement_count=self._no_improvement_count,
+        )
+
+    def _keep(self, record: Record) -> None:
+        """Expose a stochastic solver's record as scikit-learn's attributes."""
+        self._best_state = record.best_state
+        self.best_loss_ = record.best_loss
+        self.validation_scores_ = record.validation_scores
+        self.best_validation_score_ = record.best_validation_score
+        self.loss_curve_ = record.loss_curve
+        self.t_ = record.samples
+        self._no_improvement_count = record.no_improvement_count
+
+    def _score(self, validation: Data) -> float:
+        """The score early stopping watches, of the net's outputs on the validation split."""
+        P = to_numpy(self._activated(validation.X))
+        w = None if validation.w is None else to_numpy(validation.w)
+        return self._validation_score(P, to_numpy(validation.T), w)
 
     def _check_finite(self) -> None:
         xp = self._net.backend.xp
