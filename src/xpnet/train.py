@@ -15,10 +15,10 @@ from tqdm.auto import tqdm
 from .distributed import Communicator
 from .inputs import is_classification, prepare
 from .losses import LOSSES, Loss, SSELoss
-from .model import MLP
 from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
 from .scoring import Tally, batch_bounds, evaluate_prepared
+from .sequential import Sequential
 from .stopping import EarlyStopping
 
 __all__ = ["Callback", "History", "fit", "shard_bounds", "step"]
@@ -50,7 +50,7 @@ class History:
 
 
 def step(
-    net: MLP,
+    net: Sequential,
     X: Array,
     T: Array,
     loss: Loss,
@@ -79,7 +79,7 @@ def shard_bounds(start: int, stop: int, rank: int, size: int) -> tuple[int, int]
 
 
 def _shard_step(
-    net: MLP,
+    net: Sequential,
     X: Array,
     T: Array,
     bounds: tuple[int, int],
@@ -109,7 +109,7 @@ def _shard_step(
     tally.add(Y, Tb, value, weight=stop - start if summed else None)
 
 
-def _synchronize(net: MLP, optimizer: Optimizer, group: Communicator) -> None:
+def _synchronize(net: Sequential, optimizer: Optimizer, group: Communicator) -> None:
     """Give every process rank 0's parameters and optimizer state."""
     buffer = net.parameter_buffer
     buffer.store_flat_parameters(group.broadcast(buffer.flat_parameters()))
@@ -148,7 +148,7 @@ def _stopper(early_stopping: EarlyStopping | int | None, validated: bool) -> Ear
 
 
 def fit(
-    net: MLP,
+    net: Sequential,
     X: Any,
     T: Any,
     *,

@@ -3,7 +3,6 @@ warm-start rules, its initial weights, the solvers, and predicting in X's librar
 
 from __future__ import annotations
 
-from itertools import pairwise
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -25,7 +24,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ..backend import BACKEND_NAMES, Backend, backend_of, get_backend, to_numpy
+from ..backend import BACKEND_NAMES, Backend, asarray, backend_of, get_backend, to_numpy
 from ..model import MLP
 from ..optim import Optimizer
 from ._data import Data, forward_all
@@ -227,12 +226,11 @@ class BaseMLP(BaseEstimator):
             dtype=self.dtype or ("float32" if float32 else "float64"),
         )
         factor = 2.0 if self.activation == "logistic" else 6.0
-        initial = {}
-        for k, (fan_in, fan_out) in enumerate(pairwise(layer_units), start=1):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            initial[f"W{k}"] = rng.uniform(-bound, bound, (fan_in, fan_out))
-            initial[f"b{k}"] = rng.uniform(-bound, bound, fan_out)
-        net.load_state_dict(initial)
+        for linear in net.linears:
+            bound = np.sqrt(factor / (linear.n_in + linear.n_out))
+            for key in ("W", "b"):
+                shape = linear.parameter_shapes()[key]
+                linear.set_parameter(key, asarray(rng.uniform(-bound, bound, shape), like=net))
         self._attach(net)
         if self.solver in STOCHASTIC_SOLVERS:
             self._keep(Record.fresh(self.early_stopping, net.state_dict()))
@@ -250,10 +248,8 @@ class BaseMLP(BaseEstimator):
         that training updates in place where the net keeps views; where it cannot, as on JAX,
         training binds new arrays, so `_fit` attaches again at its end)."""
         self._net = net
-        params = net.parameters()
-        layers = range(1, len(net.sizes))
-        self.coefs_ = [params[f"W{k}"] for k in layers]
-        self.intercepts_ = [params[f"b{k}"] for k in layers]
+        self.coefs_ = [linear.W for linear in net.linears]
+        self.intercepts_ = [linear.b for linear in net.linears]
         self._attached = [*self.coefs_, *self.intercepts_]  # what coefs_ held when attached
 
     def _make_loss(self) -> SklearnLoss:
@@ -371,8 +367,7 @@ class BaseMLP(BaseEstimator):
         net = getattr(self, "_net", None)
         layers = [*self.coefs_, *self.intercepts_]
         if net is not None and net.hidden == HIDDEN[self.activation]:
-            params = net.parameters()
-            live = [params[f"{kind}{k}"] for kind in "Wb" for k in range(1, len(net.sizes))]
+            live = [*(linear.W for linear in net.linears), *(linear.b for linear in net.linears)]
             if len(live) == len(layers) and all(a is b for a, b in zip(live, layers, strict=True)):
                 return net
             attached = getattr(self, "_attached", [])
@@ -395,8 +390,14 @@ class BaseMLP(BaseEstimator):
                 backend=backend_of(first),
                 dtype="float32" if "float32" in str(first.dtype) else "float64",
             )
-        pairs = enumerate(zip(self.coefs_, self.intercepts_, strict=True), 1)
-        net.load_state_dict({n: a for k, (W, b) in pairs for n, a in ((f"W{k}", W), (f"b{k}", b))})
+        pairs = zip(net.linears, self.coefs_, self.intercepts_, strict=True)
+        net.load_state_dict(
+            {
+                linear.parameter_names[k]: a
+                for linear, W, b in pairs
+                for k, a in (("W", W), ("b", b))
+            }
+        )
         self._attach(net)
         return net
 
