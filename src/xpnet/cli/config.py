@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import available_memory, get_backend, host_available_memory
+from ..backend import available_memory, get_backend, host_available_memory, rank_device
 from ..backend import on_host as is_on_host
 from ..checkpoint import Checkpoint, read_checkpoint
 from ..data import BUILTIN, load_dataset, train_test_split
@@ -190,7 +190,7 @@ def _placement(options: dict[str, Any]) -> Any:
     if not parallel.where():
         return options["device"]
     backend = get_backend(options["backend"] or "auto", options["device"])
-    return parallel.rank_device(backend.name, options["device"])
+    return rank_device(backend, options["device"], parallel.local_rank())
 
 
 def _build_net(options: dict[str, Any], data: Any, dtype: str) -> MLP:

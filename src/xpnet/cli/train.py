@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         assert ck.optimizer is not None  # _resume_options refuses a run without one
         optimizer = ck.optimizer
     stopper = _stopper(options, ck, args.resume)
-    group = parallel.gpu_communicator(group, net.backend.name)
+    group = parallel.gpu_communicator(group, net.backend)
     threads = parallel.limit_threads()
     counts = f"{len(fit_set)} train / " + (
         "" if val_set is None else f"{len(val_set)} validation / "
@@ -269,7 +269,6 @@ def _config(options: dict[str, Any], net: Any, classes: Any, processes: int) -> 
     """config.json: every option of the run (data path and SHA-256 among them), the net, the
     labels its class codes stand for, the number of processes and the versions that trained
     it."""
-    library = {"array_api_strict": "array-api-strict"}.get(net.backend.name, net.backend.name)
     return {
         "options": options,
         "net": net.config(),
@@ -280,7 +279,7 @@ def _config(options: dict[str, Any], net: Any, classes: Any, processes: int) -> 
             "xpnet": _version("xpnet"),
             "python": platform.python_version(),
             "numpy": _version("numpy"),
-            library: _version(library),
+            **{package: _version(package) for package in net.backend.library.distributions},
         },
     }
 
