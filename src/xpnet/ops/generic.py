@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 __all__ = [
+    "AdamScalars",
     "adam_update",
     "identity",
     "identity_backward",
