@@ -131,3 +131,42 @@ def test_torch_cpu_device_spellings():
     torch = pytest.importorskip("torch")
     assert xpnet.get_backend("torch", "cpu").device == torch.device("cpu")
     assert xpnet.get_backend("torch", torch.device("cpu")).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "expected"),
+    [
+        ("cupy", None, 1),  # no device named: the rank's own GPU
+        ("cupy", 0, 0),  # a device the user named is kept
+        ("torch", "cuda", "cuda:1"),
+        ("torch", "cuda:0", "cuda:0"),
+        ("torch", None, None),  # torch's default is the CPU: every rank shares it
+        ("numpy", None, None),
+    ],
+)
+def test_a_rank_takes_the_gpu_of_its_local_rank_unless_one_is_named(name, device, expected):
+    assert xpnet.backend.rank_device(name, device, local_rank=1) == expected
+    assert xpnet.backend.rank_device(name, device, local_rank=None) == device  # alone
+
+
+def test_every_library_has_one_record_and_only_those_are_backends():
+    from xpnet.backend import LIBRARIES
+
+    assert tuple(LIBRARIES) == xpnet.backend.BACKEND_NAMES
+    assert all(name == library.name for name, library in LIBRARIES.items())
+    assert [name for name, lib in LIBRARIES.items() if lib.host_memory] == [
+        "numpy",
+        "array_api_strict",
+    ]
+
+
+def test_a_backend_knows_its_library():
+    backend = xpnet.get_backend("numpy")
+    assert backend.library is xpnet.backend.LIBRARIES["numpy"]
+    assert xpnet.backend.on_host(backend) and not backend.library.nccl
+
+
+def test_to_numpy_copies_from_every_backend(backend):
+    a = backend.from_host(np.arange(3.0, dtype=np.float32))
+    host = xpnet.to_numpy(a)
+    assert type(host) is np.ndarray and host.tolist() == [0.0, 1.0, 2.0]

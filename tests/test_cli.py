@@ -20,7 +20,6 @@ import xpnet.files
 from xpnet.cli import main
 from xpnet.cli.runs import new_run_dir
 from xpnet.data import load_dataset, load_digits, train_test_split
-from xpnet.scoring import predicted_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -242,13 +241,6 @@ def test_predict_labels_one_output_by_threshold(capsys, tmp_path):
     with np.load(tmp_path / "o.npz") as result:
         assert status == 0 and result["y"].tolist() == [0, 1, 1, 0]  # sigmoid(0) is 0.5 exactly
         np.testing.assert_allclose(result["outputs"][:, 0], 1 / (1 + np.exp([1.0, 0, -2, 0.01])))
-
-
-def test_predicted_labels(xp, backend):
-    several = backend.from_host(np.array([[0.2, 0.7, 0.1], [0.9, 0.05, 0.05]]))
-    one = backend.from_host(np.array([[0.49], [0.5], [0.51]]))
-    assert xpnet.to_numpy(predicted_labels(several, xp)).tolist() == [1, 0]
-    assert xpnet.to_numpy(predicted_labels(one, xp)).tolist() == [0, 1, 1]
 
 
 def test_vanishing_writes_json_table_and_plot(capsys, tmp_path):

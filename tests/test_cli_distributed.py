@@ -18,6 +18,7 @@ import pytest
 from helpers import MPIEXEC, needs_mpi
 
 import xpnet
+from xpnet.backend import rank_device
 from xpnet.cli import main, parallel
 
 XPNET = [sys.executable, "-m", "xpnet"]
@@ -152,13 +153,12 @@ def test_an_error_in_a_group_names_the_rank_and_ends_the_job(monkeypatch, capsys
 def test_each_rank_takes_its_own_gpu(monkeypatch):
     monkeypatch.setattr(parallel, "_group", FakeGroup())
     monkeypatch.setattr(parallel, "_local", (1, 2))
-    assert parallel.rank_device("cupy", None) == 1
-    assert parallel.rank_device("torch", "cuda") == "cuda:1"
-    assert parallel.rank_device("cupy", 0) == 0  # a device the user named is kept
-    assert parallel.rank_device("numpy", None) is None
+    assert parallel.local_rank() == 1
+    assert rank_device("cupy", None, parallel.local_rank()) == 1
     monkeypatch.setattr(parallel, "_group", xpnet.distributed.SingleProcess())
     monkeypatch.setattr(parallel, "_local", (0, 1))
-    assert parallel.rank_device("cupy", None) is None
+    assert parallel.local_rank() is None
+    assert rank_device("cupy", None, parallel.local_rank()) is None
 
 
 def test_threads_are_left_alone_when_the_user_set_them(monkeypatch):

@@ -10,6 +10,7 @@ import hashlib
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 import urllib.request
@@ -66,6 +67,19 @@ class Server:
         self.httpd.server_close()
 
 
+class LocalServer(ThreadingHTTPServer):
+    """A mirror for one test: closing it waits for its answers (no handler thread writes on
+    into a later test's stderr), and a client that hung up (the slow mirror outlasts a
+    timeout) is expected, not a traceback."""
+
+    daemon_threads = False
+    block_on_close = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.hits.append(self.path)
@@ -89,8 +103,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
+    httpd = LocalServer(("127.0.0.1", 0), Handler)
     httpd.hits = []
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()

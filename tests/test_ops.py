@@ -5,6 +5,7 @@ run that must not change when the fast paths are switched off."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import numpy as np
@@ -64,6 +65,40 @@ def test_every_fast_function_overrides_a_generic_one(fast, xp):
     assert own - extras <= set(vars(generic)), sorted(own - extras - set(vars(generic)))
     for act in ("sigmoid", "tanh"):
         assert callable(getattr(fast, f"{act}_inplace"))
+
+
+def test_every_fast_function_takes_generics_arguments(fast):
+    """Callers see `ops.Ops`, generic's signatures: a fast function must accept the same
+    arguments by the same names (mypy checks generic against Ops, this the overlays)."""
+    module = sys.modules[fast.sigmoid.__module__]
+    for name in set(module.__all__) & set(generic.__all__):
+        want = inspect.signature(getattr(generic, name))
+        got = inspect.signature(getattr(module, name))
+        assert list(got.parameters.values()) == list(want.parameters.values()), name
+
+
+def test_adam_scalars_fold_the_bias_corrections_of_step_t():
+    s = generic.AdamScalars.at_step(2, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    assert s.step == pytest.approx(0.1 / (1 - 0.9**2))
+    assert s.inv_correction2 == pytest.approx(1 / np.sqrt(1 - 0.99**2))
+    assert (s.beta1, s.one_minus_beta1, s.beta2, s.one_minus_beta2, s.eps) == (
+        0.9,
+        1 - 0.9,
+        0.99,
+        1 - 0.99,
+        1e-8,
+    )
+
+
+def test_adam_step_1_moves_each_weight_by_lr_against_its_gradient_sign():
+    """At t = 1 the bias-corrected m / sqrt(v) is g / |g|: every weight moves by lr."""
+    xp = xpnet.get_backend("numpy").xp
+    p, g = np.zeros(3), np.array([0.5, -2.0, 1e-3])
+    scalars = generic.AdamScalars.at_step(1, lr=0.01, beta1=0.9, beta2=0.999, eps=0.0)
+    new_p, m, v = generic.adam_update(p, g, np.zeros(3), np.zeros(3), scalars, xp=xp)
+    np.testing.assert_allclose(new_p, -0.01 * np.sign(g), rtol=1e-12)
+    np.testing.assert_allclose(m, 0.1 * g, rtol=1e-12)
+    np.testing.assert_allclose(v, 0.001 * g * g, rtol=1e-12)
 
 
 def test_dispatch_by_namespace(xp):
@@ -227,9 +262,9 @@ def test_sgd_and_momentum_update_in_place_as_generic(fast, xp, backend, dtype, n
 def test_adam_update_in_place_as_generic(fast, xp, backend, dtype, n):
     p, g, m, v = _state(backend, dtype, n, (1, 2, 3, 4))
     v = v * v  # a second moment is non-negative
-    hyper = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "t": 3}
-    want = generic.adam_update(p, g, m, v, **hyper, xp=xp)
-    got = fast.adam_update(p, g, m, v, **hyper, xp=xp)
+    scalars = generic.AdamScalars.at_step(3, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
+    want = generic.adam_update(p, g, m, v, scalars, xp=xp)
+    got = fast.adam_update(p, g, m, v, scalars, xp=xp)
     assert (got[0] is p and got[1] is m and got[2] is v) == is_writeable_array(p)
     for a, w in zip(got, want, strict=True):
         _close(a, w, dtype, 4, magnitude=8.0)

@@ -6,12 +6,20 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
 import xpnet
 
-OPTIONAL = {"xpnet.ops.cupy": "cupy", "xpnet.ops.torch": "torch"}
+# module (or package) -> the library it needs, which a minimal install lacks
+OPTIONAL = {
+    "xpnet.ops.cupy": "cupy",
+    "xpnet.ops.torch": "torch",
+    "xpnet.ops.jax": "jax",
+    "xpnet.sklearn": "sklearn",
+}
+LIBRARIES = ("NumPy", "CuPy", "PyTorch", "JAX", "array-api-strict")
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(xpnet.__path__, "xpnet.") if m.name != "xpnet.__main__"
 )
@@ -19,8 +27,9 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", MODULES)
 def test_all_lists_the_public_names_a_module_defines(name):
-    if name in OPTIONAL:
-        pytest.importorskip(OPTIONAL[name])
+    needs = [lib for mod, lib in OPTIONAL.items() if name == mod or name.startswith(mod + ".")]
+    for library in needs:
+        pytest.importorskip(library, reason=f"{name} needs {library}")
     module = importlib.import_module(name)
     exported = getattr(module, "__all__", None)
     assert exported is not None, f"{name} has no __all__"
@@ -39,3 +48,14 @@ def test_all_lists_the_public_names_a_module_defines(name):
 def test_the_package_exports_the_contract():
     for name in ["MLP", "SGD", "Adam", "AdamW", "fit", "save", "load", "gradcheck", "to_numpy"]:
         assert name in xpnet.__all__ and hasattr(xpnet, name)
+
+
+def test_the_package_the_project_and_the_command_name_every_library():
+    from xpnet.cli.parser import build_parser
+
+    project = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    description = next(line for line in project.splitlines() if line.startswith("description"))
+    for text in (xpnet.__doc__, description, build_parser().description):
+        assert text is not None
+        missing = [lib for lib in LIBRARIES if lib not in " ".join(text.split())]
+        assert not missing, f"{missing} missing from {text!r}"

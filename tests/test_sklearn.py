@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn not installed (pip install 'xpnet[sklearn]')")
 import sklearn
 from sklearn.datasets import load_iris, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -176,6 +178,7 @@ def test_pipeline_and_grid_search(iris):
 
 
 def test_pickle_round_trip_on_another_backend(iris):
+    pytest.importorskip("torch")
     X, y = iris
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, backend="torch", random_state=0)
     with pytest.warns(ConvergenceWarning):

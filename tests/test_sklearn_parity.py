@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn not installed (pip install 'xpnet[sklearn]')")
 import scipy.sparse
 import sklearn
 from sklearn import neural_network as sk

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.backend import BackendError, count_nonfinite
+from xpnet.backend import count_nonfinite
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
@@ -103,37 +103,6 @@ def test_shuffling_follows_the_seed():
     assert not np.array_equal(run(1), run(2))
 
 
-def test_integer_inputs_and_label_targets_follow_the_documented_casts():
-    X, labels = _blobs()
-    X_int = np.round(X * 4).astype(np.int32)
-    nets = [xpnet.MLP([4, 5, 3], seed=0) for _ in range(2)]
-    xpnet.fit(nets[0], X_int, labels, epochs=2, batch_size=8)
-    xpnet.fit(nets[1], X_int.astype(np.float32), np.eye(3)[labels], epochs=2, batch_size=8)
-    for k, v in _weights(nets[0]).items():
-        np.testing.assert_array_equal(v, _weights(nets[1])[k])
-
-
-def test_a_single_output_takes_1d_targets_as_a_column():
-    net_a, net_b = xpnet.MLP([2, 3, 1], seed=0), xpnet.MLP([2, 3, 1], seed=0)
-    xpnet.fit(net_a, XOR_X, XOR_T[:, 0], epochs=3)
-    xpnet.fit(net_b, XOR_X, XOR_T, epochs=3)
-    for k, v in _weights(net_a).items():
-        np.testing.assert_array_equal(v, _weights(net_b)[k])
-
-
-@pytest.mark.parametrize("where", ["X", "T"])
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nan_or_inf_in_the_data_is_refused_before_training(backend, where, bad):
-    X, T = XOR_X.copy(), XOR_T.copy()
-    (X if where == "X" else T)[1, 0] = bad
-    net = xpnet.MLP([2, 2, 1], backend=backend)
-    before = _weights(net)
-    with pytest.raises(ValueError, match=rf"{where} \(training data\) contains 1 NaN or infinite"):
-        xpnet.fit(net, X, T, epochs=1)
-    for k, v in _weights(net).items():
-        np.testing.assert_array_equal(v, before[k])
-
-
 def test_finite_data_whose_sum_overflows_is_accepted_and_bad_entries_are_counted(backend):
     # the check sums first (scikit-learn's trick): an overflowing sum of finite values must
     # fall back to the element-wise count, which finds nothing, and bad data is counted exactly
@@ -145,20 +114,6 @@ def test_finite_data_whose_sum_overflows_is_accepted_and_bad_entries_are_counted
     X[0, 0], X[2, 1], X[3, 0] = np.nan, np.inf, -np.inf
     assert count_nonfinite(xpnet.asarray(X, like=net), xp) == 3
     assert count_nonfinite(xpnet.asarray(XOR_X, like=net), xp) == 0
-
-
-def test_targets_of_the_wrong_shape_are_refused():
-    net = xpnet.MLP([2, 2, 3])
-    with pytest.raises(ValueError, match=r"T \(training data\) has shape \(4, 2\).*\(4, 3\)"):
-        xpnet.fit(net, XOR_X, np.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"has shape \(3, 3\).*\(4, 3\)"):
-        xpnet.fit(net, XOR_X, np.zeros((3, 3)))
-    with pytest.raises(ValueError, match=r"class labels must lie in 0\.\.2.*got 0\.\.5"):
-        xpnet.fit(net, XOR_X, np.array([0, 1, 5, 2]))
-    with pytest.raises(ValueError, match="integer class labels, got fractional"):
-        xpnet.fit(net, XOR_X, np.array([0.0, 1.5, 1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"expects \(batch, 2\): 2 features per sample, got 3"):
-        xpnet.fit(net, np.zeros((4, 3)), np.array([0, 1, 1, 2]))
 
 
 def test_empty_data_and_a_backwards_epoch_range_are_refused():
@@ -175,30 +130,6 @@ def test_validation_accuracy_follows_the_validation_targets():
     net = xpnet.MLP([2, 2, 1])
     hist = xpnet.fit(net, XOR_X, XOR_T, epochs=1, validation=(XOR_X, XOR_T * 0.5 + 0.2))
     assert "accuracy" in hist.keys() and "val_accuracy" not in hist.keys()
-
-
-def test_loss_refuses_mismatched_targets():
-    loss = xpnet.SSELoss()
-    with pytest.raises(
-        ValueError, match=r"targets have shape \(2, 1\).*outputs have shape \(2, 3\)"
-    ):
-        loss.forward(np.zeros((2, 3)), np.zeros((2, 1)))
-    with pytest.raises(
-        BackendError, match="targets have dtype float32 but the outputs have float64"
-    ):
-        loss.forward(np.zeros((2, 1)), np.zeros((2, 1), dtype=np.float32))
-
-
-def test_data_of_another_library_or_device_is_refused_not_copied():
-    torch = pytest.importorskip("torch")
-    xps = pytest.importorskip("array_api_strict")
-    net = xpnet.MLP([2, 2, 1])
-    with pytest.raises(BackendError, match=r"X \(training data\) is a torch array.*numpy"):
-        xpnet.fit(net, torch.tensor(XOR_X), XOR_T)
-    net_d1 = xpnet.MLP([2, 2, 1], backend="array_api_strict", device="device1")
-    T_cpu = xps.asarray(XOR_T, device=xps.Device("CPU_DEVICE"))
-    with pytest.raises(BackendError, match=r"T \(training data\) is on device .*CPU_DEVICE"):
-        xpnet.fit(net_d1, XOR_X, T_cpu)
 
 
 def test_progress_bar_reports_samples_and_loss(capsys):

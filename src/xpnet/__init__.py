@@ -1,6 +1,6 @@
 """xpnet: multilayer perceptrons trained by explicit, readable error backpropagation, written
-once against the Python array API standard so the same code runs on NumPy, CuPy, PyTorch and
-array-api-strict."""
+once against the Python array API standard so the same code runs on NumPy, CuPy, PyTorch, JAX
+and array-api-strict."""
 
 from .backend import (
     Backend,

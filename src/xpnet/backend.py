@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -20,8 +21,10 @@ import numpy as np
 __all__ = [
     "BACKEND_NAMES",
     "DTYPE_NAMES",
+    "LIBRARIES",
     "Backend",
     "BackendError",
+    "Library",
     "asarray",
     "available_backends",
     "available_memory",
@@ -33,23 +36,13 @@ __all__ = [
     "gpu_devices",
     "host_available_memory",
     "index_dtype",
+    "limit_library_threads",
     "on_host",
+    "rank_device",
     "to_numpy",
 ]
 
-BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict", "jax")
 DTYPE_NAMES = ("float32", "float64")
-
-_INSTALL_HINTS = {
-    "numpy": "pip install numpy",
-    "cupy": "pip install 'xpnet[cuda12]' or 'xpnet[cuda13]' (matching your CUDA driver)",
-    "torch": "pip install 'xpnet[torch]'",
-    "array_api_strict": "pip install array-api-strict",
-    "jax": "pip install 'xpnet[jax]'",
-}
-
-# the module whose `asarray` makes a backend's arrays (jax's is jax.numpy's)
-_ARRAY_MODULES = {"jax": "jax.numpy"}
 
 X64_HINT = (
     "JAX computes in float64 only with its x64 mode on: set JAX_ENABLE_X64=1 in the environment, "
@@ -63,6 +56,58 @@ class BackendError(ValueError):
     """A backend that is unknown or unusable here, or arrays that do not belong together."""
 
 
+def _ready(module: ModuleType) -> str:
+    """Importable means usable."""
+    return "ok"
+
+
+def _anywhere(device: Any, rank: int) -> Any:
+    """Every rank on the device the user named."""
+    return device
+
+
+def _no_gpus() -> list[str]:
+    """A library that lists no GPUs."""
+    return []
+
+
+def _no_refusal() -> str:
+    """float64 works."""
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Library:
+    """What xpnet knows about one array library, in one place: how to import and probe it,
+    its devices (default, parsing a user's spec, the one a data-parallel rank takes), its
+    host copy, free memory and GPUs. `LIBRARIES` holds one per supported library; nothing
+    else asks which library it is dealing with."""
+
+    name: str  # the backend name: "numpy", "cupy", ...
+    install: str  # how a user installs it
+    default_device: Callable[[ModuleType], Any]  # namespace -> its default device
+    parse_device: Callable[[ModuleType, Any], Any]  # namespace, user's spec -> device
+    host_copy: Callable[[Any], np.ndarray]  # an array -> a NumPy copy on the host
+    distributions: tuple[str, ...]  # the packages that provide it (their versions get recorded)
+    array_module: str = ""  # the module whose `asarray` makes its arrays; default: `name`
+    check: Callable[[ModuleType], str] = _ready  # imported module -> "ok" or why not usable
+    host_memory: bool = False  # True: its arrays always live in the host's memory
+    free_memory: Callable[[Any], int | None] | None = None  # Backend -> free bytes on its GPU
+    gpus: Callable[[], list[str]] = _no_gpus  # a line per CUDA device it sees
+    rank_device: Callable[[Any, int], Any] = _anywhere  # device spec, local rank -> the rank's
+    nccl: bool = False  # True: a data-parallel group sums its gradients GPU to GPU by NCCL
+    float64_refusal: Callable[[], str] = _no_refusal  # why float64 is off here, or ""
+    set_threads: Callable[[ModuleType, int], None] | None = None  # module, size of its own pool
+
+    def status(self) -> str:
+        """ "ok", or why this library is not usable here (not installed, no CUDA device)."""
+        try:
+            module = importlib.import_module(self.name)
+        except ImportError:
+            return f"not installed ({self.install})"
+        return self.check(module)
+
+
 @dataclasses.dataclass(frozen=True)
 class Backend:
     """A resolved backend: the array namespace `xp` and the device arrays are created on."""
@@ -71,13 +116,19 @@ class Backend:
     xp: ModuleType
     device: Any
 
+    @property
+    def library(self) -> Library:
+        """The facts about this backend's array library."""
+        return LIBRARIES[self.name]
+
     def dtype(self, name: Any) -> Any:
         """The namespace's dtype object for "float32" or "float64" (or any library's float32
         or float64 dtype object: see `dtype_name`). JAX's float64 needs its x64 mode: without
         it this raises BackendError saying how to switch it on."""
         name = dtype_name(name)
-        if name == "float64" and self.name == "jax" and not _jax_x64():
-            raise BackendError(f"backend 'jax' cannot make float64 arrays here: {X64_HINT}")
+        refusal = self.library.float64_refusal() if name == "float64" else ""
+        if refusal:
+            raise BackendError(f"backend {self.name!r} cannot make float64 arrays here: {refusal}")
         return getattr(self.xp, name)
 
     def from_host(self, host: Any) -> Any:
@@ -114,12 +165,20 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
-def _probe_cupy() -> str:
+# -- numpy -----------------------------------------------------------------------------------
+
+
+def _numpy_device(xp: ModuleType, device: Any) -> str:
+    if str(device) != "cpu":
+        raise ValueError("numpy arrays live on the CPU")
+    return "cpu"
+
+
+# -- cupy ------------------------------------------------------------------------------------
+
+
+def _cupy_check(cupy: ModuleType) -> str:
     """Why cupy is not usable here, or "ok"."""
-    try:
-        import cupy
-    except ImportError:
-        return f"not installed ({_INSTALL_HINTS['cupy']})"
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return "no CUDA device"
@@ -127,86 +186,6 @@ def _probe_cupy() -> str:
     except Exception as exc:  # the CUDA runtime reports a missing driver/device in many ways
         return f"no CUDA device ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     return "ok"
-
-
-def _probe_import(module: str) -> Callable[[], str]:
-    def probe() -> str:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            return f"not installed ({_INSTALL_HINTS[module]})"
-        return "ok"
-
-    return probe
-
-
-def _probe_jax() -> str:
-    """Why jax is not usable here, or "ok" (JAX on the CPU counts: it always has one)."""
-    try:
-        import jax
-    except ImportError:
-        return f"not installed ({_INSTALL_HINTS['jax']})"
-    try:
-        jax.devices()
-    except RuntimeError as exc:  # a jaxlib that finds no platform it can start
-        return f"no usable JAX platform ({str(exc).splitlines()[0]})"
-    return "ok"
-
-
-def _jax_x64() -> bool:
-    """Whether JAX's x64 mode (float64 arrays) is on."""
-    return bool(importlib.import_module("jax").config.jax_enable_x64)
-
-
-_PROBES: dict[str, Callable[[], str]] = {
-    "numpy": lambda: "ok",
-    "cupy": _probe_cupy,
-    "torch": _probe_import("torch"),
-    "array_api_strict": _probe_import("array_api_strict"),
-    "jax": _probe_jax,
-}
-
-
-def available_backends() -> dict[str, str]:
-    """Each backend name -> "ok", or the reason it is missing (not installed, no CUDA device)."""
-    return {name: _PROBES[name]() for name in BACKEND_NAMES}
-
-
-def _default_device(name: str, xp: ModuleType) -> Any:
-    if name == "cupy":
-        return xp.cuda.Device()
-    if name == "torch":
-        return importlib.import_module("torch").device("cpu")
-    if name == "array_api_strict":
-        return xp.__array_namespace_info__().default_device()
-    if name == "jax":
-        return importlib.import_module("jax").devices()[0]  # JAX's default: a GPU if it has one
-    return "cpu"
-
-
-def _parse_device(name: str, xp: ModuleType, device: Any) -> Any:
-    """Turn a user's device spec ("cuda:1", 1, "device1", a device object) into the library's."""
-    if device is None:
-        return _default_device(name, xp)
-    try:
-        if name == "numpy":
-            if str(device) != "cpu":
-                raise ValueError("numpy arrays live on the CPU")
-            return "cpu"
-        if name == "cupy":
-            return _cupy_device(xp, device)
-        if name == "torch":
-            return _torch_device(device)
-        if name == "jax":
-            return _jax_device(device)
-        known = {str(d): d for d in xp.__array_namespace_info__().devices()}
-        known.update({repr(d): d for d in known.values()})
-        key = (
-            f"array_api_strict.Device({str(device)!r})" if isinstance(device, str) else repr(device)
-        )
-        return known[key]
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise BackendError(f"unknown device {device!r} for backend {name!r}: {exc}") from None
 
 
 def _gpu_index(device: Any) -> int:
@@ -230,34 +209,32 @@ def _cupy_device(cupy: ModuleType, device: Any) -> Any:
     return cupy.cuda.Device(index)
 
 
-def _jax_device(device: Any) -> Any:
-    """A jax Device from one, from "cpu" / "cpu:N", or from a GPU number, "gpu:N" or "cuda:N"
-    (JAX names NVIDIA and AMD GPUs alike "gpu")."""
-    jax = importlib.import_module("jax")
-    if isinstance(device, jax.Device):
-        return device
-    kind, _, index = str(device).partition(":")
-    if kind == "cpu" and (index.isdigit() or not index):
-        platform, number = "cpu", int(index or 0)
-    else:
-        try:
-            platform, number = "gpu", _gpu_index(str(device).replace("gpu", "cuda", 1))
-        except ValueError:
-            raise ValueError(
-                "use 'cpu', a GPU number (1), 'gpu:1' or 'cuda:1', or a jax.Device"
-            ) from None
-    try:
-        devices = jax.devices(platform)
-    except RuntimeError:
-        raise ValueError(
-            f"JAX has no {platform.upper()} here (its devices: {jax.devices()})"
-        ) from None
-    if not 0 <= number < len(devices):
-        raise ValueError(f"JAX has {len(devices)} {platform} device(s) here, numbered from 0")
-    return devices[number]
+def _cupy_free_memory(backend: Backend) -> int:
+    with backend.device:
+        return int(backend.xp.cuda.runtime.memGetInfo()[0])
 
 
-def _torch_device(device: Any) -> Any:
+def _cupy_gpus() -> list[str]:
+    import cupy
+
+    props = [
+        cupy.cuda.runtime.getDeviceProperties(i) for i in range(cupy.cuda.runtime.getDeviceCount())
+    ]
+    return [
+        f"cuda:{i} {p['name'].decode()} {p['totalGlobalMem'] / 2**30:.1f} GiB"
+        for i, p in enumerate(props)
+    ]
+
+
+def _cupy_rank_device(device: Any, rank: int) -> Any:
+    """GPU `rank` where the user named no device."""
+    return rank if device is None else device
+
+
+# -- torch -----------------------------------------------------------------------------------
+
+
+def _torch_device(xp: ModuleType, device: Any) -> Any:
     """A torch.device with an explicit index for CUDA, so it compares equal to the device that
     tensors made on it report ("cuda" -> "cuda:0")."""
     torch = importlib.import_module("torch")
@@ -286,6 +263,187 @@ def _torch_device(device: Any) -> Any:
     return torch.device("cuda", index)
 
 
+def _torch_free_memory(backend: Backend) -> int | None:
+    if backend.device.type != "cuda":
+        return host_available_memory()
+    return int(importlib.import_module("torch").cuda.mem_get_info(backend.device)[0])
+
+
+def _torch_gpus() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [
+        f"cuda:{i} {torch.cuda.get_device_name(i)} "
+        f"{torch.cuda.get_device_properties(i).total_memory / 2**30:.1f} GiB"
+        for i in range(torch.cuda.device_count())
+    ]
+
+
+def _torch_rank_device(device: Any, rank: int) -> Any:
+    """GPU `rank` where the user named CUDA without a number."""
+    return f"cuda:{rank}" if device == "cuda" else device
+
+
+# -- array_api_strict ------------------------------------------------------------------------
+
+
+def _strict_device(xp: ModuleType, device: Any) -> Any:
+    """One of array_api_strict's devices, by its name ("device1") or itself."""
+    known = {str(d): d for d in xp.__array_namespace_info__().devices()}
+    known.update({repr(d): d for d in known.values()})
+    key = f"array_api_strict.Device({str(device)!r})" if isinstance(device, str) else repr(device)
+    return known[key]
+
+
+def _strict_host_copy(a: Any) -> np.ndarray:
+    info = array_api_compat.array_namespace(a).__array_namespace_info__()
+    return np.asarray(a.to_device(info.default_device()))
+
+
+# -- jax -------------------------------------------------------------------------------------
+
+
+def _jax_check(jax: ModuleType) -> str:
+    """Why jax is not usable here, or "ok" (JAX on the CPU counts: it always has one)."""
+    try:
+        jax.devices()
+    except RuntimeError as exc:  # a jaxlib that finds no platform it can start
+        return f"no usable JAX platform ({str(exc).splitlines()[0]})"
+    return "ok"
+
+
+def _jax_device(xp: ModuleType, device: Any) -> Any:
+    """A jax Device from one, from "cpu" / "cpu:N", or from a GPU number, "gpu:N" or "cuda:N"
+    (JAX names NVIDIA and AMD GPUs alike "gpu")."""
+    jax = importlib.import_module("jax")
+    if isinstance(device, jax.Device):
+        return device
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu" and (index.isdigit() or not index):
+        platform, number = "cpu", int(index or 0)
+    else:
+        try:
+            platform, number = "gpu", _gpu_index(str(device).replace("gpu", "cuda", 1))
+        except ValueError:
+            raise ValueError(
+                "use 'cpu', a GPU number (1), 'gpu:1' or 'cuda:1', or a jax.Device"
+            ) from None
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        raise ValueError(
+            f"JAX has no {platform.upper()} here (its devices: {jax.devices()})"
+        ) from None
+    if not 0 <= number < len(devices):
+        raise ValueError(f"JAX has {len(devices)} {platform} device(s) here, numbered from 0")
+    return devices[number]
+
+
+def _jax_float64_refusal() -> str:
+    """X64_HINT unless JAX's x64 mode (float64 arrays) is on."""
+    return "" if importlib.import_module("jax").config.jax_enable_x64 else X64_HINT
+
+
+LIBRARIES: dict[str, Library] = {
+    library.name: library
+    for library in (
+        Library(
+            "numpy",
+            install="pip install numpy",
+            default_device=lambda xp: "cpu",
+            parse_device=_numpy_device,
+            host_copy=np.asarray,
+            distributions=("numpy",),
+            host_memory=True,
+        ),
+        Library(
+            "cupy",
+            install="pip install 'xpnet[cuda12]' or 'xpnet[cuda13]' (matching your CUDA driver)",
+            default_device=lambda xp: xp.cuda.Device(),
+            parse_device=_cupy_device,
+            host_copy=lambda a: a.get(),
+            distributions=("cupy-cuda12x", "cupy-cuda13x"),
+            check=_cupy_check,
+            free_memory=_cupy_free_memory,
+            gpus=_cupy_gpus,
+            rank_device=_cupy_rank_device,
+            nccl=True,
+        ),
+        Library(
+            "torch",
+            install="pip install 'xpnet[torch]'",
+            default_device=lambda xp: importlib.import_module("torch").device("cpu"),
+            parse_device=_torch_device,
+            host_copy=lambda a: a.detach().cpu().numpy(),
+            distributions=("torch",),
+            free_memory=_torch_free_memory,
+            gpus=_torch_gpus,
+            rank_device=_torch_rank_device,
+            set_threads=lambda torch, threads: torch.set_num_threads(threads),
+        ),
+        Library(
+            "array_api_strict",
+            install="pip install array-api-strict",
+            default_device=lambda xp: xp.__array_namespace_info__().default_device(),
+            parse_device=_strict_device,
+            host_copy=_strict_host_copy,
+            distributions=("array-api-strict",),
+            host_memory=True,
+        ),
+        Library(
+            "jax",
+            install="pip install 'xpnet[jax]'",
+            # JAX's default: a GPU if it has one
+            default_device=lambda xp: importlib.import_module("jax").devices()[0],
+            parse_device=_jax_device,
+            host_copy=np.asarray,
+            distributions=("jax",),
+            array_module="jax.numpy",
+            check=_jax_check,
+            float64_refusal=_jax_float64_refusal,
+        ),
+    )
+}
+BACKEND_NAMES = tuple(LIBRARIES)
+
+
+def limit_library_threads(threads: int) -> None:
+    """Size the thread pools the imported libraries keep apart from BLAS and OpenMP (torch's)
+    to `threads`; a library not imported yet is left alone (and not imported)."""
+    for library in LIBRARIES.values():
+        if library.set_threads is not None and library.name in sys.modules:
+            library.set_threads(sys.modules[library.name], threads)
+
+
+def available_backends() -> dict[str, str]:
+    """Each backend name -> "ok", or the reason it is missing (not installed, no CUDA device)."""
+    return {name: library.status() for name, library in LIBRARIES.items()}
+
+
+def _parse_device(library: Library, xp: ModuleType, device: Any) -> Any:
+    """Turn a user's device spec ("cuda:1", 1, "device1", a device object) into the library's."""
+    if device is None:
+        return library.default_device(xp)
+    try:
+        return library.parse_device(xp, device)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise BackendError(
+            f"unknown device {device!r} for backend {library.name!r}: {exc}"
+        ) from None
+
+
+def rank_device(backend: str | Backend, device: Any, local_rank: int | None) -> Any:
+    """The device spec a process trains on: in a data-parallel group, GPU `local_rank` (its
+    rank among the group's processes on this machine) where the user named no GPU index (cupy
+    without a device; torch with "cuda"); else (alone: `local_rank` None) `device` as given."""
+    if local_rank is None:
+        return device
+    name = backend.name if isinstance(backend, Backend) else backend
+    return LIBRARIES[name].rank_device(device, local_rank)
+
+
 def _name_of(namespace: ModuleType) -> str:
     """The backend name of a namespace (numpy, array_api_compat.numpy, cupy, torch, ...)."""
     module = namespace.__name__.removeprefix("array_api_compat.")
@@ -306,15 +464,16 @@ def get_backend(name: str | ModuleType | Backend = "auto", device: Any = None) -
     if isinstance(name, ModuleType):
         name = _name_of(name)
     if name == "auto":
-        name = "cupy" if _probe_cupy() == "ok" else "numpy"
-    if name not in BACKEND_NAMES:
+        name = "cupy" if LIBRARIES["cupy"].status() == "ok" else "numpy"
+    if name not in LIBRARIES:
         raise BackendError(f"unknown backend {name!r}: use one of auto, {', '.join(BACKEND_NAMES)}")
-    status = _PROBES[name]()
+    library = LIBRARIES[name]
+    status = library.status()
     if status != "ok":
         raise BackendError(f"backend {name!r} is not usable here: {status}")
-    module = importlib.import_module(_ARRAY_MODULES.get(name, name))
+    module = importlib.import_module(library.array_module or name)
     xp = array_api_compat.array_namespace(module.asarray(0.0))
-    return Backend(name, xp, _parse_device(name, xp, device))
+    return Backend(name, xp, _parse_device(library, xp, device))
 
 
 def _library(a: Any) -> str | None:
@@ -374,7 +533,7 @@ def index_dtype(xp: ModuleType) -> Any:
 def on_host(backend: Backend) -> bool:
     """Whether `backend`'s arrays live in the host's memory: numpy, array_api_strict, and torch
     or jax on the CPU (a jax CPU device calls itself "cpu:0")."""
-    if backend.name in ("numpy", "array_api_strict"):
+    if backend.library.host_memory:
         return True
     return getattr(backend.device, "platform", None) == "cpu" or str(backend.device) == "cpu"
 
@@ -383,15 +542,13 @@ def available_memory(backend: Backend) -> int | None:
     """Bytes free for new arrays on `backend`'s device: the GPU's free memory for cupy and
     torch on CUDA, else the host's available memory (Linux /proc/meminfo, or sysconf); None
     when unknown."""
+    free_memory = backend.library.free_memory
+    if free_memory is None:
+        return host_available_memory()
     try:
-        if backend.name == "cupy":
-            with backend.device:
-                return int(backend.xp.cuda.runtime.memGetInfo()[0])
-        if backend.name == "torch" and backend.device.type == "cuda":
-            return int(importlib.import_module("torch").cuda.mem_get_info(backend.device)[0])
+        return free_memory(backend)
     except Exception:  # a driver that cannot say: no estimate rather than a false refusal
         return None
-    return host_available_memory()
 
 
 def host_available_memory() -> int | None:
@@ -425,14 +582,7 @@ def to_numpy(a: Any) -> np.ndarray:
     """Any backend's array (or a Python scalar) -> numpy.ndarray: the one explicit device ->
     host copy."""
     name = _library(a)
-    if name == "cupy":
-        return a.get()
-    if name == "torch":
-        return a.detach().cpu().numpy()
-    if name == "array_api_strict":
-        info = array_api_compat.array_namespace(a).__array_namespace_info__()
-        return np.asarray(a.to_device(info.default_device()))
-    return np.asarray(a)
+    return np.asarray(a) if name is None else LIBRARIES[name].host_copy(a)
 
 
 def _target(like: Any) -> tuple[Backend, str]:
@@ -463,26 +613,10 @@ def asarray(a: Any, like: Any, dtype: str | None = None) -> Any:
 
 
 def gpu_devices() -> list[str]:
-    """One line per CUDA device cupy or torch can see: index, name, memory."""
-    status = available_backends()
-    if status["cupy"] == "ok":
-        import cupy
-
-        props = [
-            cupy.cuda.runtime.getDeviceProperties(i)
-            for i in range(cupy.cuda.runtime.getDeviceCount())
-        ]
-        return [
-            f"cuda:{i} {p['name'].decode()} {p['totalGlobalMem'] / 2**30:.1f} GiB"
-            for i, p in enumerate(props)
-        ]
-    if status["torch"] == "ok":
-        import torch
-
-        if torch.cuda.is_available():
-            return [
-                f"cuda:{i} {torch.cuda.get_device_name(i)} "
-                f"{torch.cuda.get_device_properties(i).total_memory / 2**30:.1f} GiB"
-                for i in range(torch.cuda.device_count())
-            ]
+    """One line per CUDA device the first usable library that sees any (cupy, then torch)
+    lists: index, name, memory."""
+    for library in LIBRARIES.values():
+        found = library.gpus() if library.status() == "ok" else []
+        if found:
+            return found
     return []

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import available_memory, get_backend, host_available_memory
+from ..backend import available_memory, get_backend, host_available_memory, rank_device
 from ..backend import on_host as is_on_host
 from ..data import BUILTIN, Dataset, load_dataset, train_test_split
 from ..layers.sequence import parameter_shapes
@@ -68,7 +68,7 @@ def placement(options: TrainOptions) -> Any:
     if not parallel.where():
         return options.device
     backend = get_backend(options.backend or "auto", options.device)
-    return parallel.rank_device(backend.name, options.device)
+    return rank_device(backend, options.device, parallel.local_rank())
 
 
 def build_net(options: TrainOptions, data: Dataset, dtype: str) -> MLP:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..backend import available_backends, gpu_devices
+from ..backend import LIBRARIES, available_backends, gpu_devices
 from ..checkpoint import load_checkpoint
 from ..data import DOWNLOADED, PACKAGED
 from ..labels import describe_classes
@@ -23,8 +23,8 @@ def cmd_info(args: argparse.Namespace) -> None:
     if args.run_dir is not None:
         return _summary(args.run_dir)
     print(f"xpnet {version('xpnet')}, Python {platform.python_version()} ({sys.platform})")
-    packages = ["numpy", "array-api-compat", "array-api-extra", "array-api-strict", "torch"]
-    packages += ["cupy-cuda12x", "cupy-cuda13x", "tqdm", "safetensors", "matplotlib"]
+    packages = [p for library in LIBRARIES.values() for p in library.distributions]
+    packages += ["array-api-compat", "array-api-extra", "tqdm", "safetensors", "matplotlib"]
     print("packages: " + ", ".join(f"{p} {version(p)}" for p in packages))
     print(_datasets())
     print("backends:")

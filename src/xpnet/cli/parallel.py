@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from .. import distributed
+from ..backend import Backend, limit_library_threads
 from ..distributed import Communicator, SingleProcess
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "is_lead",
     "join",
     "limit_threads",
-    "rank_device",
+    "local_rank",
     "reset",
     "where",
 ]
@@ -67,26 +68,20 @@ def join() -> Communicator:
     return comm
 
 
-def gpu_communicator(comm: Communicator, backend: str) -> Communicator:
+def gpu_communicator(comm: Communicator, backend: Backend) -> Communicator:
     """NCCL for a group training on CuPy (gradients summed GPU to GPU), else `comm` itself."""
     global _group
-    if comm.size == 1 or backend != "cupy":
+    if comm.size == 1 or not backend.library.nccl:
         return comm
     _group = distributed.NCCL(getattr(comm, "comm", None))
     return _group
 
 
-def rank_device(backend: str, device: Any) -> Any:
-    """The device this rank trains on: GPU `local_rank` where the user named no GPU index
-    (cupy without --device; torch with --device cuda), else the device as given."""
+def local_rank() -> int | None:
+    """This process's rank among the group's processes on this machine (the GPU it takes by
+    default: `backend.rank_device`); None for a single process."""
     rank, size = _local
-    if size == 1 and _group.size == 1:
-        return device
-    if backend == "cupy" and device is None:
-        return rank
-    if backend == "torch" and device == "cuda":
-        return f"cuda:{rank}"
-    return device
+    return None if size == 1 and _group.size == 1 else rank
 
 
 def limit_threads() -> int | None:
@@ -109,8 +104,7 @@ def limit_threads() -> int | None:
             )
     else:
         _limits.append(threadpool_limits(threads))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    limit_library_threads(threads)
     return threads
 
 

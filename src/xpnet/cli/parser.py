@@ -109,7 +109,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="xpnet",
         description="Train and inspect MLPs trained by explicit backpropagation, "
-        "on NumPy, CuPy, PyTorch or array-api-strict.",
+        "on NumPy, CuPy, PyTorch, JAX or array-api-strict.",
     )
     parser.add_argument("--version", action="version", version=version("xpnet"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

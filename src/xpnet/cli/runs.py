@@ -60,7 +60,6 @@ def run_config(
     """config.json: every option of the run (data path and SHA-256 among them), the net, the
     labels its class codes stand for, the number of processes and the versions that trained
     it."""
-    library = {"array_api_strict": "array-api-strict"}.get(net.backend.name, net.backend.name)
     return {
         "options": options.to_dict(),
         "net": net.config(),
@@ -71,7 +70,7 @@ def run_config(
             "xpnet": version("xpnet"),
             "python": platform.python_version(),
             "numpy": version("numpy"),
-            library: version(library),
+            **{package: version(package) for package in net.backend.library.distributions},
         },
     }
 

@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     plan = (
         TrainingPlan.new(args, group) if args.resume is None else TrainingPlan.resume(args, group)
     )
-    group = parallel.gpu_communicator(group, plan.net.backend.name)
+    group = parallel.gpu_communicator(group, plan.net.backend)
     threads = parallel.limit_threads()
     if lead:
         print(header(plan, group, threads))

@@ -13,13 +13,60 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, Protocol, cast
 
 import array_api_compat
 
 from . import generic
+from .generic import AdamScalars
 
-__all__ = ["ops_for"]
+__all__ = ["AdamScalars", "Ops", "ops_for"]
+
+Array = Any
+
+
+class Ops(Protocol):
+    """What `ops_for` gives: generic's functions, each with generic's signature (mypy checks
+    that `generic` satisfies this; see there for what each computes). Fast paths may add
+    `bias_<name>_inplace(y, b, xp)`: look those up with getattr."""
+
+    def sigmoid(self, x: Array, xp: ModuleType) -> Array: ...
+    def sigmoid_inplace(self, x: Array, xp: ModuleType) -> Array: ...
+    def sigmoid_backward(self, y: Array, grad: Array, xp: ModuleType) -> Array: ...
+    def tanh(self, x: Array, xp: ModuleType) -> Array: ...
+    def tanh_inplace(self, x: Array, xp: ModuleType) -> Array: ...
+    def tanh_backward(self, y: Array, grad: Array, xp: ModuleType) -> Array: ...
+    def relu(self, x: Array, xp: ModuleType) -> Array: ...
+    def relu_inplace(self, x: Array, xp: ModuleType) -> Array: ...
+    def relu_backward(self, y: Array, grad: Array, xp: ModuleType) -> Array: ...
+    def identity(self, x: Array, xp: ModuleType) -> Array: ...
+    def identity_inplace(self, x: Array, xp: ModuleType) -> Array: ...
+    def identity_backward(self, y: Array, grad: Array, xp: ModuleType) -> Array: ...
+    def log_softmax(self, z: Array, xp: ModuleType) -> Array: ...
+    def softmax(self, z: Array, xp: ModuleType) -> Array: ...
+    def linear(self, x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array: ...
+    def linear_backward(
+        self, x: Array, grad: Array, W: Array, bias: bool, input_grad: bool, xp: ModuleType
+    ) -> tuple[Array, Array | None, Array | None]: ...
+    def linear_backward_into(
+        self,
+        x: Array,
+        grad: Array,
+        W: Array,
+        dW: Array,
+        db: Array | None,
+        input_grad: bool,
+        xp: ModuleType,
+    ) -> Array | None: ...
+    def sse(self, Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]: ...
+    def sgd_update(self, p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array: ...
+    def momentum_update(
+        self, p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    ) -> tuple[Array, Array]: ...
+    def adam_update(
+        self, p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
+    ) -> tuple[Array, Array, Array]: ...
+
 
 # namespace test -> fast module; imported on first use, so numpy never imports cupy or torch
 _FAST = (
@@ -28,7 +75,7 @@ _FAST = (
     (array_api_compat.is_torch_namespace, "torch"),
     (array_api_compat.is_jax_namespace, "jax"),
 )
-_CHOSEN: dict[str, Any] = {}
+_CHOSEN: dict[str, Ops] = {}
 
 
 def _own_functions(module: ModuleType) -> dict[str, Any]:
@@ -36,7 +83,7 @@ def _own_functions(module: ModuleType) -> dict[str, Any]:
     return {name: getattr(module, name) for name in module.__all__}
 
 
-def ops_for(xp: ModuleType) -> Any:
+def ops_for(xp: ModuleType) -> Ops:
     """The ops to use for arrays of namespace `xp`: `generic` itself, or generic's functions
     overlaid with a fast module's."""
     chosen = _CHOSEN.get(xp.__name__)
@@ -45,7 +92,8 @@ def ops_for(xp: ModuleType) -> Any:
         for test, name in _FAST:
             if test(xp):
                 fast = importlib.import_module(f"{__name__}.{name}")
-                chosen = SimpleNamespace(**{**_own_functions(generic), **_own_functions(fast)})
+                overlay = SimpleNamespace(**{**_own_functions(generic), **_own_functions(fast)})
+                chosen = cast(Ops, overlay)
                 break
         _CHOSEN[xp.__name__] = chosen
     return chosen

@@ -21,6 +21,7 @@ from typing import Any
 import cupy
 
 from . import generic
+from .generic import AdamScalars
 
 __all__ = [
     "adam_update",
@@ -69,6 +70,7 @@ _sgd = cupy.ElementwiseKernel("T g, T lr", "T p", "p = p - lr * g", "xpnet_sgd")
 _momentum = cupy.ElementwiseKernel(
     "T g, T lr, T mu", "T p, T v", "v = mu * v + g; p = p - lr * v", "xpnet_momentum"
 )
+# after g, the scalars in generic.AdamScalars' order
 _adam = cupy.ElementwiseKernel(
     "T g, T step, T b1, T c1, T b2, T c2, T eps, T inv_corr2",
     "T p, T m, T v",
@@ -202,22 +204,10 @@ def momentum_update(
 
 
 def adam_update(
-    p: Array,
-    g: Array,
-    m: Array,
-    v: Array,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    xp: ModuleType,
+    p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
     """generic.adam_update in one kernel, p, m and v in place."""
     if not (_same(p, g) and _same(m, g) and _same(v, g)):
-        return generic.adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, t=t, xp=xp)
-    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
-    scalars = (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, inv_correction2)
+        return generic.adam_update(p, g, m, v, scalars, xp=xp)
     _adam(g, *(_scalar(p, s) for s in scalars), p, m, v)
     return p, m, v

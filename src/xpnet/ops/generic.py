@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
-    "adam_scalars",
+    "AdamScalars",
     "adam_update",
     "identity",
     "identity_backward",
@@ -161,28 +161,39 @@ def momentum_update(
     return p - lr * v, v
 
 
-def adam_scalars(lr: float, beta1: float, beta2: float, t: int) -> tuple[float, float]:
-    """(lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)): Adam's bias corrections at step t, folded
-    into a step size and a factor on sqrt(v), as Python floats (no device work)."""
-    return lr / (1.0 - beta1**t), 1.0 / math.sqrt(1.0 - beta2**t)
+class AdamScalars(NamedTuple):
+    """The numbers of one Adam step, as Python floats worked out on the host (no device work,
+    so a changing step count costs no synchronisation): what every `adam_update` takes, in
+    this order (ops/cupy.py's kernel takes them as its scalar arguments in this order too)."""
+
+    step: float  # lr / (1 - beta1^t): the learning rate with the first bias correction
+    beta1: float
+    one_minus_beta1: float  # 1 - beta1 in Python's float64, before any cast to p's dtype
+    beta2: float
+    one_minus_beta2: float
+    eps: float
+    inv_correction2: float  # 1 / sqrt(1 - beta2^t): the second bias correction, on sqrt(v)
+
+    @classmethod
+    def at_step(cls, t: int, *, lr: float, beta1: float, beta2: float, eps: float) -> AdamScalars:
+        """The scalars of step t (1, 2, ...) with these hyperparameters."""
+        return cls(
+            step=lr / (1.0 - beta1**t),
+            beta1=beta1,
+            one_minus_beta1=1.0 - beta1,
+            beta2=beta2,
+            one_minus_beta2=1.0 - beta2,
+            eps=eps,
+            inv_correction2=1.0 / math.sqrt(1.0 - beta2**t),
+        )
 
 
 def adam_update(
-    p: Array,
-    g: Array,
-    m: Array,
-    v: Array,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    xp: ModuleType,
+    p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
-    """Adam's step t (1, 2, ...) in PyTorch's form: m' = b1 m + (1 - b1) g,
-    v' = b2 v + (1 - b2) g^2, p' = p - lr / (1 - b1^t) * m' / (sqrt(v') / sqrt(1 - b2^t) + eps)."""
-    step, inv_correction2 = adam_scalars(lr, beta1, beta2, t)
-    m = beta1 * m + (1.0 - beta1) * g
-    v = beta2 * v + (1.0 - beta2) * (g * g)
-    return p - step * m / (xp.sqrt(v) * inv_correction2 + eps), m, v
+    """Adam's step in PyTorch's form: m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
+    p' = p - lr / (1 - b1^t) * m' / (sqrt(v') / sqrt(1 - b2^t) + eps)."""
+    s = scalars
+    m = s.beta1 * m + s.one_minus_beta1 * g
+    v = s.beta2 * v + s.one_minus_beta2 * (g * g)
+    return p - s.step * m / (xp.sqrt(v) * s.inv_correction2 + s.eps), m, v

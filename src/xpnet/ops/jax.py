@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from . import generic
+from .generic import AdamScalars
 
 __all__ = [
     "adam_update",
@@ -90,14 +91,12 @@ def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return _sse(Y, T)
 
 
-@jax.jit
-def _linear(x: Array, W: Array, b: Array) -> Array:
-    return x @ W + b
+_linear = jax.jit(partial(generic.linear, xp=jnp))
 
 
 def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
-    """x @ W + b in one computation (a bare matmul without a bias)."""
-    return x @ W if b is None else _linear(x, W, b)
+    """x @ W + b in one computation."""
+    return _linear(x, W, b)
 
 
 @partial(jax.jit, static_argnames=("bias", "input_grad"))
@@ -113,53 +112,25 @@ def linear_backward(
     return _linear_backward(x, grad, W, bias, input_grad)
 
 
-@jax.jit
-def _sgd(p: Array, g: Array, lr: Any) -> Array:
-    return p - lr * g
+# the update rules: generic's, compiled; their numbers (lr, momentum, AdamScalars) are traced
+_sgd = jax.jit(partial(generic.sgd_update, xp=jnp))
+_momentum = jax.jit(partial(generic.momentum_update, xp=jnp))
+_adam = jax.jit(partial(generic.adam_update, xp=jnp))
 
 
 def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
-    return _sgd(p, g, lr)
-
-
-@jax.jit
-def _momentum(p: Array, g: Array, v: Array, lr: Any, momentum: Any) -> tuple[Array, Array]:
-    v = momentum * v + g
-    return p - lr * v, v
+    return _sgd(p, g, lr=lr)
 
 
 def momentum_update(
     p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    return _momentum(p, g, v, lr, momentum)
-
-
-@jax.jit
-def _adam(
-    p: Array, g: Array, m: Array, v: Array, scalars: tuple[Any, ...]
-) -> tuple[Array, Array, Array]:
-    step, inv_c2, b1, one_minus_b1, b2, one_minus_b2, eps = scalars
-    m = b1 * m + one_minus_b1 * g
-    v = b2 * v + one_minus_b2 * (g * g)
-    return p - step * m / (jnp.sqrt(v) * inv_c2 + eps), m, v
+    return _momentum(p, g, v, lr=lr, momentum=momentum)
 
 
 def adam_update(
-    p: Array,
-    g: Array,
-    m: Array,
-    v: Array,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    xp: ModuleType,
+    p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
-    """generic.adam_update in one computation; the bias corrections are folded on the host
-    (Python floats) and passed in, so the step count never recompiles it."""
-    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
-    # 1 - beta in Python's float64, as generic computes it, before the cast to p's dtype
-    scalars = (step, inv_correction2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps)
+    """generic.adam_update in one computation; the scalars (bias corrections folded on the
+    host) are traced, so the step count never recompiles it."""
     return _adam(p, g, m, v, scalars)

@@ -11,11 +11,12 @@ non-contiguous parameters) go to the generic version.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from . import generic
+from .generic import AdamScalars
 
 __all__ = [
     "adam_update",
@@ -220,24 +221,12 @@ def momentum_update(
 
 
 def adam_update(
-    p: Array,
-    g: Array,
-    m: Array,
-    v: Array,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    xp: ModuleType,
+    p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
     """generic.adam_update with p, m and v updated in place and two temporaries (per block of
     a large p, so that they stay small: a net's flat array is one large p)."""
     if not (_updatable(p) and _updatable(m) and _updatable(v)):
-        return generic.adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, t=t, xp=xp)
-    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
-    scalars = _AdamScalars(step, beta1, beta2, eps, inv_correction2)
+        return generic.adam_update(p, g, m, v, scalars, xp=xp)
     if _blockwise(p, g) and m.flags.c_contiguous and v.flags.c_contiguous:
         pf, gf, mf, vf = (a.reshape(-1) for a in (p, g, m, v))
         for start in range(0, pf.size, _BLOCK):
@@ -248,20 +237,12 @@ def adam_update(
     return p, m, v
 
 
-class _AdamScalars(NamedTuple):
-    step: float  # lr / (1 - beta1^t)
-    beta1: float
-    beta2: float
-    eps: float
-    inv_correction2: float  # 1 / sqrt(1 - beta2^t)
-
-
-def _adam_into(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, s: _AdamScalars) -> None:
-    tmp = np.multiply(g, 1.0 - s.beta1)
+def _adam_into(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, s: AdamScalars) -> None:
+    tmp = np.multiply(g, s.one_minus_beta1)
     m *= s.beta1
     m += tmp
     np.multiply(g, g, out=tmp)
-    tmp *= 1.0 - s.beta2
+    tmp *= s.one_minus_beta2
     v *= s.beta2
     v += tmp
     np.sqrt(v, out=tmp)

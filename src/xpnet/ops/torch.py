@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import generic
+from .generic import AdamScalars
 
 __all__ = [
     "adam_update",
@@ -127,24 +127,14 @@ def momentum_update(
 
 
 def adam_update(
-    p: Array,
-    g: Array,
-    m: Array,
-    v: Array,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    xp: ModuleType,
+    p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
     """torch.optim.Adam's single-tensor update, in place."""
-    step, inv_correction2 = generic.adam_scalars(lr, beta1, beta2, t)
-    m.mul_(beta1).add_(g, alpha=1.0 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-    denom = v.sqrt().mul_(inv_correction2).add_(eps)
-    p.addcdiv_(m, denom, value=-step)
+    s = scalars
+    m.mul_(s.beta1).add_(g, alpha=s.one_minus_beta1)
+    v.mul_(s.beta2).addcmul_(g, g, value=s.one_minus_beta2)
+    denom = v.sqrt().mul_(s.inv_correction2).add_(s.eps)
+    p.addcdiv_(m, denom, value=-s.step)
     return p, m, v
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ops import AdamScalars, Ops
 from .base import Optimizer, in_range, positive
 from .schedules import Schedule
 
@@ -35,20 +36,12 @@ class Adam(Optimizer, name="adam"):
         self.beta2 = in_range("beta2", beta2, 0.0, 1.0)
         self.eps = positive("eps", eps)
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
         state = self._state
-        P, state["m"], state["v"] = fns.adam_update(
-            P,
-            G,
-            state["m"],
-            state["v"],
-            lr=self.current_lr,
-            beta1=self.beta1,
-            beta2=self.beta2,
-            eps=self._step_eps(),
-            t=self.t,
-            xp=xp,
+        scalars = AdamScalars.at_step(
+            self.t, lr=self.current_lr, beta1=self.beta1, beta2=self.beta2, eps=self._step_eps()
         )
+        P, state["m"], state["v"] = fns.adam_update(P, G, state["m"], state["v"], scalars, xp=xp)
         return P
 
     def _step_eps(self) -> float:
@@ -79,7 +72,7 @@ class AdamW(Adam, name="adamw"):
         """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
         super().__init__(*args, weight_decay=weight_decay, **options)
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
         if self.weight_decay:
             mask = self._weight_mask(P, self._layout)
             decay = P if mask is None else mask * P

@@ -19,6 +19,7 @@ from array_api_compat import array_namespace, device
 
 from .. import ops
 from ..params import Layout, ParameterBuffer
+from ..registry import lookup, own_name, register
 from . import hooks
 from .schedules import Constant, Schedule, schedule_from_config
 
@@ -93,11 +94,7 @@ class Optimizer:
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if name:
-            if name in OPTIMIZERS:
-                raise ValueError(f"an optimizer named {name!r} exists already")
-            cls.name = name
-            OPTIMIZERS[name] = cls
+        register(OPTIMIZERS, cls, name, "optimizer")
 
     def __init__(
         self,
@@ -269,14 +266,8 @@ class Optimizer:
     def config(self) -> dict[str, Any]:
         """{"name", "hyperparameters", "schedule", "schedule_state"}: what
         `optimizer_from_config` rebuilds this optimizer from (its arrays aside)."""
-        if OPTIMIZERS.get(self.name) is not type(self):  # a subclass inherits its base's name
-            cls = type(self).__name__
-            raise ValueError(
-                f"{cls} has no name of its own, so it cannot be saved: declare it as "
-                f"class {cls}({type(self).__mro__[1].__name__}, name='...')"
-            )
         return {
-            "name": self.name,
+            "name": own_name(OPTIMIZERS, type(self)),
             "hyperparameters": self.hyperparameters(),
             "schedule": self.schedule.config(),
             "schedule_state": self.schedule.state_dict(),
@@ -290,10 +281,8 @@ class Optimizer:
 def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
     """The optimizer `Optimizer.config()` describes, without its arrays (load those with
     `load_state_dict`). A config without a schedule (older checkpoints) gets a constant one."""
-    name = config.get("name")
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: use one of {list(OPTIMIZERS)}")
+    cls = lookup(OPTIMIZERS, config.get("name"), "optimizer")
     hyper = dict(config.get("hyperparameters", {}))
     schedule = schedule_from_config(config.get("schedule") or {"name": "constant"})
     schedule.load_state_dict(config.get("schedule_state") or {})
-    return OPTIMIZERS[name](**hyper, schedule=schedule)
+    return cls(**hyper, schedule=schedule)

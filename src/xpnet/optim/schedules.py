@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..registry import lookup, register
+
 __all__ = ["SCHEDULES", "Constant", "Cosine", "Plateau", "Schedule", "Step", "schedule_from_config"]
 
 
@@ -28,11 +30,7 @@ class Schedule:
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if name:
-            if name in SCHEDULES:
-                raise ValueError(f"a learning-rate schedule named {name!r} exists already")
-            cls.name = name
-            SCHEDULES[name] = cls
+        register(SCHEDULES, cls, name, "learning-rate schedule")
 
     def __init__(self, warmup_epochs: int = 0) -> None:
         if not (isinstance(warmup_epochs, int) and warmup_epochs >= 0):
@@ -174,7 +172,5 @@ class Plateau(Schedule, name="plateau"):
 def schedule_from_config(config: Mapping[str, Any]) -> Schedule:
     """The schedule `Schedule.config()` describes."""
     arguments = dict(config)
-    name = arguments.pop("name", None)
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown learning-rate schedule {name!r}: use one of {list(SCHEDULES)}")
-    return SCHEDULES[name](**arguments)
+    cls = lookup(SCHEDULES, arguments.pop("name", None), "learning-rate schedule")
+    return cls(**arguments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ops import Ops
 from .base import Optimizer, in_range
 from .schedules import Schedule
 
@@ -28,7 +29,7 @@ class SGD(Optimizer, name="sgd"):
         self.momentum = in_range("momentum", momentum, 0.0, 1.0)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Any) -> Any:
+    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
         if not self.momentum:
             return fns.sgd_update(P, G, lr=self.current_lr, xp=xp)
         P, self._state["velocity"] = fns.momentum_update(

@@ -1,6 +1,6 @@
-"""The training toolkit on the command line (issue 9): weight decay, AdamW, clipping,
-learning-rate schedules with warmup, early stopping (and its exact resume), and progress as
-plain log lines off a terminal."""
+"""`xpnet train`'s training options: weight decay, AdamW, clipping, learning-rate schedules
+with warmup, early stopping (and its exact resume), progress as plain log lines off a
+terminal, config.json, and test data given apart from the training data."""
 
 from __future__ import annotations
 
@@ -200,48 +200,6 @@ def test_every_run_has_a_config_json(capsys, small, tmp_path):
     assert config["versions"]["numpy"] == np.__version__ and config["processes"] == 1
     assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
     assert json.loads((tmp_path / "r" / "config.json").read_text())["options"]["epochs"] == 2
-
-
-def test_info_on_a_run_prints_its_layers_and_parameters(capsys, small, tmp_path):
-    argv = ["train", "--data", small, "--hidden", "8,5", "--epochs", "1", "--out", tmp_path / "r"]
-    assert run(capsys, *argv)[0] == 0
-    status, out, err = run(capsys, "info", tmp_path / "r")
-    assert (status, err) == (0, "")
-    lines = out.splitlines()
-    assert lines[0].startswith(f"{tmp_path / 'r'}: 64 -> 8 -> 5 -> 10 MLP, float32, 1 epoch")
-    # (64 + 1) * 8 = 520, (8 + 1) * 5 = 45, (5 + 1) * 10 = 60
-    assert lines[2].split()[:6] == ["1", "64", "->", "8", "sigmoid", "520"]
-    assert lines[3].split()[:6] == ["2", "8", "->", "5", "sigmoid", "45"]
-    assert lines[4].split()[:6] == ["3", "5", "->", "10", "identity", "60"]
-    assert lines[5].split() == ["total", "625"]
-    assert run(capsys, "info", tmp_path / "none")[0] == 2
-
-
-def test_predict_writes_probabilities_and_labels(capsys, small, tmp_path):
-    argv = ["train", "--data", small, "--hidden", "8", "--epochs", "2", "--out", tmp_path / "r"]
-    assert run(capsys, *argv)[0] == 0
-    X = load_digits().X[:7]
-    np.savez(tmp_path / "in.npz", X=X)
-    status, out, _ = run(
-        capsys,
-        "predict",
-        tmp_path / "r",
-        tmp_path / "in.npz",
-        "-o",
-        tmp_path / "p.npz",
-        "--backend",
-        "numpy",
-    )
-    assert status == 0 and "probabilities" in out
-    with np.load(tmp_path / "p.npz") as f:
-        P, labels, outputs = f["probabilities"], f["labels"], f["outputs"]
-        assert np.array_equal(f["y"], labels)
-    net = xpnet.load(tmp_path / "r", backend="numpy")
-    Z = xpnet.to_numpy(xpnet.predict(net, X)).astype(np.float64)
-    expected = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(P, expected, rtol=1e-12)
-    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
-    assert np.array_equal(labels, P.argmax(axis=1)) and outputs.shape == (7, 10)
 
 
 # -- datasets (issue 9, item 6) -----------------------------------------------------------------
