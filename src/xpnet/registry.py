@@ -31,13 +31,18 @@ def register(registry: MutableMapping[str, C], cls: C, name: str, kind: str) -> 
     if not name:
         return
     taken = registry.get(name)
-    if taken is not None:
+    if taken is not None and _path(taken) != _path(cls):  # the same class defined again (a
+        # notebook cell run twice) takes its place
         raise ValueError(
-            f"the {kind} name {name!r} is taken already (by {taken.__module__}."
-            f"{taken.__qualname__}): give {cls.__qualname__} another name"
+            f"the {kind} name {name!r} is taken already (by {_path(taken)}): give "
+            f"{cls.__qualname__} another name"
         )
     cls.name = name
     registry[name] = cls
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def lookup(registry: Mapping[str, C], name: Any, kind: str) -> C:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..backend import Backend, asarray, get_backend
 from ..params import ParameterBuffer
+from ..registry import lookup, own_name, register
 from ..rng import new_generator
 
 __all__ = ["LAYERS", "Layer", "layer_config", "layer_from_config"]
@@ -56,12 +57,7 @@ class Layer:
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if name:
-            known = LAYERS.get(name)
-            if known is not None and _qualified(known) != _qualified(cls):
-                raise ValueError(f"a layer named {name!r} exists already: {_qualified(known)}")
-            cls.name = name
-            LAYERS[name] = cls  # the same class defined again (a re-run cell) replaces itself
+        register(LAYERS, cls, name, "layer")
 
     # -- the architecture -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -192,31 +188,24 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def layer_config(layer: Layer) -> dict[str, Any]:
     """How a checkpoint stores a layer: its registered type, its class (for messages) and its
     config."""
-    if not layer.name or LAYERS.get(layer.name) is not type(layer):
-        raise ValueError(
-            f"{type(layer).__name__} is not registered, so a checkpoint could not rebuild it: "
-            f"declare it as class {type(layer).__name__}(xpnet.Layer, name=...)"
-        )
-    return {"type": layer.name, "class": _qualified(type(layer)), "config": layer.config()}
+    cls = type(layer)
+    name = own_name(LAYERS, cls)
+    return {"type": name, "class": f"{cls.__module__}.{cls.__qualname__}", "config": layer.config()}
 
 
 def layer_from_config(entry: Any) -> Layer:
-    """The layer a checkpoint's `layer_config` entry describes (its class must be registered:
-    imported)."""
+    """The layer a checkpoint's `layer_config` entry describes; its class must be registered
+    (its module imported), or the error names the class."""
     if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
         raise ValueError(f"a layer entry must be an object with type and config, got {entry!r}")
-    kind = entry.get("type")
-    if kind not in LAYERS:
-        where = entry.get("class", "its class")
+    try:
+        cls = lookup(LAYERS, entry.get("type"), "layer")
+    except ValueError as err:
         raise ValueError(
-            f"it uses layer {kind!r} ({where}), which is not registered here; import the module "
-            "that defines it before loading"
-        )
-    return LAYERS[kind](**entry.get("config", {}))
+            f"{err} (it names {entry.get('class', 'a class')}): import the module that defines "
+            "that layer before loading"
+        ) from err
+    return cls(**entry.get("config", {}))
