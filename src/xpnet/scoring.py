@@ -9,7 +9,7 @@ from .backend import index_dtype, to_numpy
 from .distributed import Communicator
 from .inputs import is_classification, prepare, to_net
 from .losses import Loss, SSELoss
-from .sequential import Sequential, evaluating
+from .sequential import Sequential, in_mode
 
 __all__ = [
     "Tally",
@@ -98,7 +98,7 @@ def evaluate_prepared(
     net: Sequential, X: Array, T: Array, loss: Loss, batch_size: int, classify: bool
 ) -> dict[str, float]:
     tally = Tally(loss, classify, net.backend.xp)
-    with loss.checked_targets(T), evaluating(net):
+    with loss.checked_targets(T), in_mode(net, False):
         for start, stop in batch_bounds(X.shape[0], batch_size):
             tally.add(net.forward(X[start:stop, ...]), T[start:stop, ...])
     return tally.summary()
@@ -110,6 +110,6 @@ def predict(net: Sequential, X: Any, batch_size: int = 4096) -> Array:
     xp = net.backend.xp
     X = xp.astype(X, net.dtype)
     net.check_input(X)
-    with evaluating(net):
+    with in_mode(net, False):
         parts = [net.forward(X[a:b, ...]) for a, b in batch_bounds(X.shape[0], batch_size)]
     return xp.concat(parts, axis=0)

@@ -27,16 +27,17 @@ from .layers.sequence import (
 from .params import ParameterBuffer
 from .rng import new_generator
 
-__all__ = ["Sequential", "evaluating"]
+__all__ = ["Sequential", "in_mode"]
 
 Array = Any
 
 
 @contextlib.contextmanager
-def evaluating(net: Sequential) -> Iterator[None]:
-    """The net in evaluation mode inside the block, back in the mode it had after it."""
+def in_mode(net: Sequential, training: bool) -> Iterator[None]:
+    """The net in training (True) or evaluation mode inside the block, back in the mode it had
+    after it."""
     was = net.training
-    net.eval()
+    net.train(training)
     try:
         yield
     finally:

@@ -18,7 +18,7 @@ from .losses import LOSSES, Loss, SSELoss
 from .optim import OPTIMIZERS, SGD, Optimizer
 from .rng import epoch_permutation
 from .scoring import Tally, batch_bounds, evaluate_prepared
-from .sequential import Sequential
+from .sequential import Sequential, in_mode
 from .stopping import EarlyStopping
 
 __all__ = ["Callback", "History", "fit", "shard_bounds", "step"]
@@ -170,8 +170,10 @@ def fit(
 
     X is (n, n_in); T is (n, n_out) or 1-D integer class labels (one-hot encoded). NumPy data
     is moved to the net's device once; arrays of the net's backend are used as they are; other
-    libraries raise. The order of epoch e is a function of (seed, e), so training epochs
-    `initial_epoch`..`epochs - 1` after a resume matches an uninterrupted run. Each callback
+    libraries raise. The net trains in training mode (its mode is restored after). The order
+    of epoch e, and the random draws of its layers (dropout), are a function of (seed, e), so
+    training epochs `initial_epoch`..`epochs - 1` after a resume matches an uninterrupted run.
+    Each callback
     gets (epoch, record) after every epoch; one that returns True stops training. The
     optimizer's schedule sets each epoch's learning rate (recorded as "lr").
 
@@ -230,9 +232,10 @@ def fit(
         disable=not progress or (group is not None and group.rank != 0),
         dynamic_ncols=True,
     )
-    with bar, loss.checked_targets(T):
+    with bar, loss.checked_targets(T), in_mode(net, True):
         for epoch in range(initial_epoch, epochs):
             started = time.perf_counter()
+            net.reseed((seed, epoch))  # dropout's masks: a function of (seed, epoch), as the order
             if shuffle:
                 order = net.backend.from_host(epoch_permutation(n, seed, epoch))
                 Xe, Te = xp.take(X, order, axis=0), xp.take(T, order, axis=0)
