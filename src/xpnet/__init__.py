@@ -13,7 +13,18 @@ from .backend import (
 )
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
 from .gradcheck import gradcheck, relative_error
-from .layers import Identity, Layer, Linear, ReLU, Sigmoid, Tanh
+from .layers import (
+    BatchNorm,
+    Dropout,
+    Identity,
+    Layer,
+    LayerNorm,
+    Linear,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Tanh,
+)
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Momentum, Optimizer
@@ -32,18 +43,22 @@ __all__ = [
     "BCELoss",
     "Backend",
     "BackendError",
+    "BatchNorm",
     "Checkpoint",
     "CheckpointError",
+    "Dropout",
     "EarlyStopping",
     "History",
     "Identity",
     "Layer",
+    "LayerNorm",
     "Linear",
     "Loss",
     "MSELoss",
     "Momentum",
     "Optimizer",
     "ReLU",
+    "Residual",
     "SSELoss",
     "Sequential",
     "Sigmoid",

@@ -221,6 +221,12 @@ def fit(
     history = history if history is not None else History()
     stopper = _stopper(early_stopping, validation is not None)
     group = comm if comm is not None and comm.size > 1 else None
+    if group is not None and net.statistics():
+        raise ValueError(
+            f"the net keeps batch statistics ({', '.join(net.statistics())}), which would "
+            "differ from process to process in data-parallel training; use LayerNorm instead "
+            "of BatchNorm, or train in one process"
+        )
     if group is not None:
         _synchronize(net, optimizer, group)
     xp = net.backend.xp

@@ -125,6 +125,10 @@ class Layer:
         place = get_backend(backend, device)
         self.place(place, dtype)
         rng = seed if isinstance(seed, np.random.Generator) else new_generator(seed)
+        self.statistics = {
+            key: asarray(value, like=place, dtype=dtype)
+            for key, value in self.initial_statistics().items()
+        }
         values = self.initial_parameters(rng)
         if values:
             initial = {k: asarray(v, like=place, dtype=dtype) for k, v in values.items()}

@@ -12,6 +12,7 @@ absent, the layers add the bias and call `<name>_inplace`."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from types import ModuleType, SimpleNamespace
 from typing import Any, Protocol, cast
 
@@ -66,6 +67,16 @@ class Ops(Protocol):
     def adam_update(
         self, p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
     ) -> tuple[Array, Array, Array]: ...
+    def moments(self, x: Array, axis: int, xp: ModuleType) -> tuple[Array, Array]: ...
+    def normalize(
+        self, x: Array, mean: Array, var: Array, eps: float, xp: ModuleType
+    ) -> tuple[Array, Array]: ...
+    def normalize_backward(
+        self, grad: Array, x_hat: Array, inv_std: Array, axis: int, xp: ModuleType
+    ) -> Array: ...
+    def uniform_source(
+        self, entropy: Sequence[int], like: Array, xp: ModuleType
+    ) -> Callable[[tuple[int, ...]], Array]: ...
 
 
 # namespace test -> fast module; imported on first use, so numpy never imports cupy or torch

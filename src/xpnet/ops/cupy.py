@@ -15,13 +15,14 @@ each step multiplies matrices; `ops.torch.capture` records a step on torch-cuda 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 import cupy
 
 from . import generic
-from .generic import AdamScalars
+from .generic import AdamScalars, seed_of
 
 __all__ = [
     "adam_update",
@@ -39,6 +40,7 @@ __all__ = [
     "sse",
     "tanh_backward",
     "tanh_inplace",
+    "uniform_source",
 ]
 
 Array = Any
@@ -211,3 +213,18 @@ def adam_update(
         return generic.adam_update(p, g, m, v, scalars, xp=xp)
     _adam(g, *(_scalar(p, s) for s in scalars), p, m, v)
     return p, m, v
+
+
+def uniform_source(
+    entropy: Sequence[int], like: Array, xp: ModuleType
+) -> Callable[[tuple[int, ...]], Array]:
+    """generic.uniform_source drawn on like's GPU by cupy's Generator seeded from `entropy`
+    (no host round trip)."""
+    with like.device:
+        generator = cupy.random.default_rng(seed_of(entropy))
+
+    def draw(shape: tuple[int, ...]) -> Array:
+        with like.device:
+            return generator.random(shape, dtype=like.dtype)
+
+    return draw

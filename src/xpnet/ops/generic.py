@@ -4,8 +4,12 @@ against. Each function takes the namespace `xp` explicitly, resolved once by the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
+
+import numpy as np
+from array_api_compat import device
 
 __all__ = [
     "AdamScalars",
@@ -17,10 +21,14 @@ __all__ = [
     "linear_backward",
     "linear_backward_into",
     "log_softmax",
+    "moments",
     "momentum_update",
+    "normalize",
+    "normalize_backward",
     "relu",
     "relu_backward",
     "relu_inplace",
+    "seed_of",
     "sgd_update",
     "sigmoid",
     "sigmoid_backward",
@@ -30,6 +38,7 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_inplace",
+    "uniform_source",
 ]
 
 Array = Any
@@ -197,3 +206,50 @@ def adam_update(
     m = s.beta1 * m + s.one_minus_beta1 * g
     v = s.beta2 * v + s.one_minus_beta2 * (g * g)
     return p - s.step * m / (xp.sqrt(v) * s.inv_correction2 + s.eps), m, v
+
+
+# -- normalization --------------------------------------------------------------------------
+def moments(x: Array, axis: int, xp: ModuleType) -> tuple[Array, Array]:
+    """The mean and the biased variance of x along `axis`, kept as a length-1 axis."""
+    mean = xp.mean(x, axis=axis, keepdims=True)
+    centred = x - mean
+    return mean, xp.mean(centred * centred, axis=axis, keepdims=True)
+
+
+def normalize(x: Array, mean: Array, var: Array, eps: float, xp: ModuleType) -> tuple[Array, Array]:
+    """(x_hat, 1 / sqrt(var + eps)) with x_hat = (x - mean) / sqrt(var + eps)."""
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    return (x - mean) * inv_std, inv_std
+
+
+def normalize_backward(
+    grad: Array, x_hat: Array, inv_std: Array, axis: int, xp: ModuleType
+) -> Array:
+    """dL/dx from dL/dx_hat when x_hat was normalized by the mean and variance of x along
+    `axis` (they depend on x too): inv_std * (g - mean(g) - x_hat * mean(g * x_hat))."""
+    mean_g = xp.mean(grad, axis=axis, keepdims=True)
+    mean_gx = xp.mean(grad * x_hat, axis=axis, keepdims=True)
+    return inv_std * (grad - mean_g - x_hat * mean_gx)
+
+
+# -- random draws -----------------------------------------------------------------------------
+def seed_of(entropy: Sequence[int]) -> int:
+    """One 32-bit seed from a tuple of ints (a run's seed, an epoch, a layer's place), for
+    libraries whose generators take a single number."""
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
+
+
+def uniform_source(
+    entropy: Sequence[int], like: Array, xp: ModuleType
+) -> Callable[[tuple[int, ...]], Array]:
+    """draw(shape): uniform numbers in [0, 1) of `like`'s dtype on its device, a stream that is
+    a function of `entropy` alone. The array API has no random numbers, so here NumPy draws on
+    the host and the numbers are moved (no copy for NumPy); fast paths draw on the device."""
+    rng = np.random.default_rng(list(entropy))
+    host = np.float32 if like.dtype == xp.float32 else np.float64
+    where = device(like)
+
+    def draw(shape: tuple[int, ...]) -> Array:
+        return xp.asarray(rng.random(shape, dtype=host), device=where)
+
+    return draw

@@ -11,6 +11,7 @@ dtype compiles once.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from . import generic
-from .generic import AdamScalars
+from .generic import AdamScalars, seed_of
 
 __all__ = [
     "adam_update",
@@ -37,6 +38,7 @@ __all__ = [
     "softmax",
     "sse",
     "tanh_backward",
+    "uniform_source",
 ]
 
 Array = Any
@@ -134,3 +136,18 @@ def adam_update(
     """generic.adam_update in one computation; the scalars (bias corrections folded on the
     host) are traced, so the step count never recompiles it."""
     return _adam(p, g, m, v, scalars)
+
+
+def uniform_source(
+    entropy: Sequence[int], like: Array, xp: ModuleType
+) -> Callable[[tuple[int, ...]], Array]:
+    """generic.uniform_source drawn by JAX's counter-based generator on like's device: a key
+    from `entropy`, split once per draw."""
+    key = jax.device_put(jax.random.key(seed_of(entropy)), like.device)
+
+    def draw(shape: tuple[int, ...]) -> Array:
+        nonlocal key
+        key, now = jax.random.split(key)
+        return jax.random.uniform(now, shape, dtype=like.dtype)
+
+    return draw

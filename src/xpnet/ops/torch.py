@@ -11,13 +11,13 @@ records a whole training step in a CUDA graph and returns a function that replay
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from .generic import AdamScalars
+from .generic import AdamScalars, seed_of
 
 __all__ = [
     "adam_update",
@@ -35,6 +35,7 @@ __all__ = [
     "sse",
     "tanh_backward",
     "tanh_inplace",
+    "uniform_source",
 ]
 
 Array = Any
@@ -179,3 +180,17 @@ def capture(step: Callable[[], Any], net: Any, optimizer: Any) -> Callable[[], A
         with torch.cuda.graph(graph):
             result = step()
     return _Replay(graph, result)
+
+
+def uniform_source(
+    entropy: Sequence[int], like: Array, xp: ModuleType
+) -> Callable[[tuple[int, ...]], Array]:
+    """generic.uniform_source drawn on like's device by a torch.Generator seeded from
+    `entropy` (no host round trip on a GPU)."""
+    generator = torch.Generator(device=like.device)
+    generator.manual_seed(seed_of(entropy))
+
+    def draw(shape: tuple[int, ...]) -> Array:
+        return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+    return draw
