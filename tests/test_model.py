@@ -162,3 +162,39 @@ def test_identity_hidden_units_make_a_linear_net(backend, dtype):
     np.testing.assert_allclose(Y, expected, rtol=tol, atol=tol)
     with pytest.raises(ValueError, match="unknown hidden activation 'linear'"):
         xpnet.MLP([3, 4, 2], hidden="linear")
+
+
+def test_mlp_blocks_are_linear_norm_activation_dropout_and_pre_activation_residuals():
+    net = xpnet.MLP([5, 8, 8, 3], "relu", "identity", dropout=0.1, norm="layer", residual=True)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == ["Linear", "LayerNorm", "ReLU", "Dropout", "Residual", "Linear", "Identity"]
+    inner = [type(layer).__name__ for layer in net.layers[4].sublayers]
+    assert inner == ["LayerNorm", "ReLU", "Dropout", "Linear"]
+    assert net.sizes == [5, 8, 8, 3] and [lin.init for lin in net.linears] == ["he"] * 3
+    assert net.config()["norm"] == "layer" and net.config()["residual"] is True
+    assert "dropout" not in xpnet.MLP([5, 3]).config()  # a plain MLP's config is as it was
+    again = xpnet.MLP(**net.config())
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[name], value)
+    with pytest.raises(ValueError, match="unknown norm 'group'"):
+        xpnet.MLP([5, 3], norm="group")
+
+
+@pytest.mark.parametrize(
+    ("blocks", "ratio", "accuracy"),
+    [({}, (0, 1e-3), (0, 0.2)), ({"norm": "layer", "residual": True}, (0.1, 10), (0.93, 1))],
+    ids=["plain", "layer-norm-residual"],
+)
+def test_the_cure_for_vanishing_gradients_in_a_depth_20_sigmoid_net(blocks, ratio, accuracy):
+    from xpnet.data import load_digits, train_test_split
+    from xpnet.diagnostics import layer_gradient_norms
+
+    train, test = train_test_split(load_digits(), 0.2, 0)
+    net = xpnet.MLP([64, *[32] * 19, 10], "sigmoid", "identity", seed=0, **blocks)
+    loss = xpnet.SoftmaxCrossEntropyLoss()
+    norms = layer_gradient_norms(net, train.X[:256], train.y[:256], loss)
+    assert len(norms) == 20 and ratio[0] < norms[0] / norms[-1] < ratio[1]
+    xpnet.fit(
+        net, train.X, train.y, loss=loss, optimizer=xpnet.Adam(1e-3), epochs=20, batch_size=32
+    )
+    assert accuracy[0] < xpnet.evaluate(net, test.X, test.y, loss)["accuracy"] < accuracy[1]

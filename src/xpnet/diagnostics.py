@@ -14,6 +14,7 @@ from typing import Any
 from .backend import Backend, get_backend, to_numpy
 from .inputs import prepare
 from .layers import Linear
+from .layers.sequence import leaves
 from .losses import Loss, SoftmaxCrossEntropyLoss
 from .model import MLP
 from .sequential import Sequential
@@ -35,7 +36,7 @@ def _norms(net: Sequential, X: Array, T: Array, loss: Loss) -> list[float]:
     loss.forward(net.forward(X), T)
     net.backward(loss.backward(), input_grad=False)
     xp = net.backend.xp
-    weights = [layer.grads["W"] for layer in net.layers if isinstance(layer, Linear)]
+    weights = [layer.grads["W"] for layer in leaves(net.layers) if isinstance(layer, Linear)]
     return [float(to_numpy(xp.sqrt(xp.sum(g * g)))) for g in weights]
 
 

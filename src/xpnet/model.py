@@ -9,13 +9,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backend import Backend
-from .layers import ACTIVATIONS, Layer, Linear, layer_from_config
+from .layers import (
+    ACTIVATIONS,
+    BatchNorm,
+    Dropout,
+    Layer,
+    LayerNorm,
+    Linear,
+    Residual,
+    layer_from_config,
+)
+from .layers.sequence import leaves
 from .sequential import Sequential
 
 __all__ = [
     "HIDDEN",
     "HIDDEN_ACTIVATIONS",
     "MLP",
+    "NORMS",
     "OUTPUTS",
     "config_layers",
     "mlp_layers",
@@ -45,24 +56,52 @@ def _checked_sizes(sizes: Any) -> list[int]:
     return out
 
 
+NORMS: dict[str | None, Any] = {None: None, "layer": LayerNorm, "batch": BatchNorm}
+
+
 def mlp_layers(
-    sizes: Sequence[int], hidden: str = "sigmoid", output: str = "sigmoid", bias: bool = True
+    sizes: Sequence[int],
+    hidden: str = "sigmoid",
+    output: str = "sigmoid",
+    bias: bool = True,
+    dropout: float = 0.0,
+    norm: str | None = None,
+    residual: bool = False,
 ) -> list[Layer]:
-    """The layers of an MLP of these widths, placed by nobody yet: Linear, activation, Linear,
-    ..., the output activation. Every Linear starts as the hidden activation asks (He-normal for
+    """The layers of an MLP of these widths, placed by nobody yet: a block per hidden layer,
+    Linear -> norm (if any) -> activation -> Dropout (if dropout > 0); then the output Linear
+    and activation. With `residual`, a hidden layer of equal widths is a pre-activation
+    residual block instead (He et al. 2016, "Identity Mappings in Deep Residual Networks"):
+    x + Linear(Dropout(activation(norm(x)))), whose skip path carries the gradient down
+    unchanged (a block that ends in a sigmoid would add positive outputs at every depth, and
+    the first layer's gradient shrinks again: 0.04 of the last layer's at depth 20 on digits,
+    0.34 in this order). Every Linear starts as the hidden activation asks (He-normal for
     relu, Glorot-uniform otherwise)."""
     sizes = _checked_sizes(sizes)
     if hidden not in HIDDEN_ACTIVATIONS:
         raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN_ACTIVATIONS}")
     if output not in OUTPUTS:
         raise ValueError(f"unknown output activation {output!r}: use one of {OUTPUTS}")
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}: use None, 'layer' or 'batch'")
+    if not isinstance(residual, bool):
+        raise ValueError(f"residual must be True or False, got {residual!r}")
     init = ACTIVATIONS[hidden].init
-    pairs = list(itertools.pairwise(sizes))
+    *inner, last = itertools.pairwise(sizes)
     layers: list[Layer] = []
-    for k, (n_in, n_out) in enumerate(pairs, 1):
-        act = hidden if k < len(pairs) else output
-        layers += [Linear(n_in, n_out, bias=bias, init=init), ACTIVATIONS[act]()]
-    return layers
+
+    def shaping(width: int) -> list[Layer]:
+        """norm -> activation -> dropout over `width` features."""
+        norming = [NORMS[norm](width)] if norm else []
+        return [*norming, ACTIVATIONS[hidden](), *([Dropout(dropout)] if dropout else [])]
+
+    for n_in, n_out in inner:
+        linear = Linear(n_in, n_out, bias=bias, init=init)
+        if residual and n_in == n_out:
+            layers.append(Residual([*shaping(n_in), linear]))
+        else:
+            layers += [linear, *shaping(n_out)]
+    return [*layers, Linear(*last, bias=bias, init=init), ACTIVATIONS[output]()]
 
 
 class MLP(Sequential):
@@ -71,7 +110,9 @@ class MLP(Sequential):
     Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid,
     tanh and identity, He-normal for relu, zero biases), so one seed gives bit-identical weights
     on every backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
-    It is the `Sequential` of `mlp_layers`, whose plain loops its forward and backward are."""
+    `dropout`, `norm` ("layer" or "batch") and `residual` build the blocks of `mlp_layers`
+    (norm parameters and statistics are numbered among the layers: gamma2, beta2, ...). It is
+    the `Sequential` of `mlp_layers`, whose plain loops its forward and backward are."""
 
     def __init__(
         self,
@@ -83,12 +124,18 @@ class MLP(Sequential):
         dtype: Any = "float32",
         seed: int = 0,
         bias: bool = True,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        residual: bool = False,
     ) -> None:
-        layers = mlp_layers(sizes, hidden, output, bool(bias))
+        layers = mlp_layers(sizes, hidden, output, bool(bias), dropout, norm, residual)
         super().__init__(layers, backend, device, dtype, seed)
         self.hidden: str = hidden
         self.bias: bool = bool(bias)
-        self.linears: list[Linear] = [layer for layer in layers if isinstance(layer, Linear)]
+        self.dropout, self.norm, self.residual = float(dropout), norm, residual
+        self.linears: list[Linear] = [
+            layer for layer in leaves(layers) if isinstance(layer, Linear)
+        ]
         self.sizes: list[int] = [self.n_in, *(linear.n_out for linear in self.linears)]
 
     def config(self) -> dict[str, Any]:
@@ -101,17 +148,24 @@ class MLP(Sequential):
             "dtype": self.dtype_name,
             "seed": self.seed,
             "bias": self.bias,
+            **{key: value for key, value in self._blocks().items() if value},
         }
 
+    def _blocks(self) -> dict[str, Any]:
+        """The block options beyond the classic MLP; a config names them only when set, so a
+        plain MLP's config is what it always was."""
+        return {"dropout": self.dropout, "norm": self.norm, "residual": self.residual}
+
     def __repr__(self) -> str:
+        blocks = "".join(f", {key}={value!r}" for key, value in self._blocks().items() if value)
         return (
-            f"MLP({self.sizes}, hidden={self.hidden!r}, output={self.output!r}, "
+            f"MLP({self.sizes}, hidden={self.hidden!r}, output={self.output!r}{blocks}, "
             f"backend={self.backend.name!r}, device={str(self.backend.device)!r}, "
             f"dtype={self.dtype_name!r})"
         )
 
 
-_MLP_KEYS = ("sizes", "hidden", "output", "bias")
+_MLP_KEYS = ("sizes", "hidden", "output", "bias", "dropout", "norm", "residual")
 
 
 def config_layers(config: Any) -> list[Layer]:
