@@ -214,8 +214,8 @@ def test_a_named_optimizer_subclass_saves_and_loads(tmp_path, request):
     """Saving goes through the optimizer's own config(), not a table of known types."""
 
     class Halved(xpnet.SGD, name="test-halved-sgd"):
-        def _update(self, P, G, xp, fns):
-            return fns.sgd_update(P, G, lr=self.current_lr / 2, xp=xp)
+        def update_rule(self, P, G, state, t, lr, xp, fns):
+            return fns.sgd_update(P, G, lr=lr / 2, xp=xp)
 
     request.addfinalizer(lambda: xpnet.optim.OPTIMIZERS.pop("test-halved-sgd"))
     net, X, T = _net_with_grads("numpy", "float64")

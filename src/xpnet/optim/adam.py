@@ -36,16 +36,17 @@ class Adam(Optimizer, name="adam"):
         self.beta2 = in_range("beta2", beta2, 0.0, 1.0)
         self.eps = positive("eps", eps)
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
-        state = self._state
+    def update_rule(
+        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
+    ) -> Any:
         scalars = AdamScalars.at_step(
-            self.t, lr=self.current_lr, beta1=self.beta1, beta2=self.beta2, eps=self._step_eps()
+            t, lr=lr, beta1=self.beta1, beta2=self.beta2, eps=self._step_eps(t)
         )
         P, state["m"], state["v"] = fns.adam_update(P, G, state["m"], state["v"], scalars, xp=xp)
         return P
 
-    def _step_eps(self) -> float:
-        """The eps this step adds to sqrt(v_hat) (a subclass may place eps elsewhere: an eps
+    def _step_eps(self, t: Any) -> Any:
+        """The eps step t adds to sqrt(v_hat) (a subclass may place eps elsewhere: an eps
         added to sqrt(v) is eps / sqrt(1 - beta2^t) added to sqrt(v_hat))."""
         return self.eps
 
@@ -72,9 +73,11 @@ class AdamW(Adam, name="adamw"):
         """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
         super().__init__(*args, weight_decay=weight_decay, **options)
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
+    def update_rule(
+        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
+    ) -> Any:
         if self.weight_decay:
             mask = self._weight_mask(P, self._layout)
             decay = P if mask is None else mask * P
-            P = fns.sgd_update(P, decay, lr=self.current_lr * self.weight_decay, xp=xp)
-        return super()._update(P, G, xp, fns)
+            P = fns.sgd_update(P, decay, lr=lr * self.weight_decay, xp=xp)
+        return super().update_rule(P, G, state, t, lr, xp, fns)

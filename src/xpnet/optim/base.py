@@ -6,7 +6,7 @@ An optimizer works on one flat parameter array P and one flat gradient array G (
 Its state is one flat array per slot ("m", "v", "velocity"), laid out like P; `state_dict`
 gives it per parameter name ("m.W1", ...) for checkpoints, so a file does not depend on the
 layout. A subclass names itself (`class Adam(Optimizer, name="adam")`), which registers it
-for checkpoints, and implements `_update` and `hyperparameters`."""
+for checkpoints, and implements `update_rule` and `hyperparameters`."""
 
 from __future__ import annotations
 
@@ -139,20 +139,39 @@ class Optimizer:
         model's; None for bare arrays: all of P is one weight)."""
         if G.shape != P.shape:
             raise ValueError(f"gradient shape {tuple(G.shape)} != parameter shape {tuple(P.shape)}")
-        if layout is not self._layout or (self.slots and not self._state):
-            self._adopt(P, layout)
+        self.prepare(P, layout)
         self.t += 1
+        return self.rule(P, G, self._state, self.t, self.current_lr, layout)
+
+    def rule(
+        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, layout: Layout | None
+    ) -> Array:
+        """The step as a function of what changes from step to step: the new P from P and G
+        (hooks, then the update rule), with the slot arrays in `state` (rebound there when the
+        ops return new ones), the step count `t` (this step's, from 1) and the learning rate
+        `lr`. `update` passes its own state and Python numbers; a compiled training step
+        passes traced ones (JAX), so nothing here may read a number on the host."""
         xp, fns = _namespace_and_ops(P)
         if self.clip_norm is not None:
             G = hooks.clip_grad_norm(G, self.clip_norm, xp)
         if self.weight_decay and not self.decoupled_weight_decay:
             G = hooks.weight_decay(G, P, self.weight_decay, self._weight_mask(P, layout))
-        return self._update(P, G, xp, fns)
+        return self.update_rule(P, G, state, t, lr, xp, fns)
 
-    def _update(self, P: Array, G: Array, xp: Any, fns: Any) -> Array:
-        """The update rule: the new P from P and the hooked gradient G, with the state in
-        `self._state` (replace its arrays when the ops return new ones) and `self.current_lr`
-        and `self.t` (already counting this step); `fns` are the ops for namespace `xp`."""
+    def prepare(self, P: Array, layout: Layout | None) -> None:
+        """Lay the state and the weight mask out for P before a compiled step traces `rule`
+        (which must find them made, not make them)."""
+        if layout is not self._layout or (self.slots and not self._state):
+            self._adopt(P, layout)
+        if self.weight_decay:
+            self._weight_mask(P, layout)
+
+    def update_rule(
+        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, xp: Any, fns: Any
+    ) -> Array:
+        """The update rule: the new P from P and the hooked gradient G, with the slot arrays in
+        `state` (replace them there when the ops return new ones), step count `t` and learning
+        rate `lr`; `fns` are the ops for namespace `xp`."""
         raise NotImplementedError
 
     # -- schedules ------------------------------------------------------------------------

@@ -29,11 +29,13 @@ class SGD(Optimizer, name="sgd"):
         self.momentum = in_range("momentum", momentum, 0.0, 1.0)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def _update(self, P: Any, G: Any, xp: Any, fns: Ops) -> Any:
+    def update_rule(
+        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
+    ) -> Any:
         if not self.momentum:
-            return fns.sgd_update(P, G, lr=self.current_lr, xp=xp)
-        P, self._state["velocity"] = fns.momentum_update(
-            P, G, self._state["velocity"], lr=self.current_lr, momentum=self.momentum, xp=xp
+            return fns.sgd_update(P, G, lr=lr, xp=xp)
+        P, state["velocity"] = fns.momentum_update(
+            P, G, state["velocity"], lr=lr, momentum=self.momentum, xp=xp
         )
         return P
 

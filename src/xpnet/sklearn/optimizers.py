@@ -43,10 +43,12 @@ class SklearnSGD(Optimizer, name="sklearn_sgd"):
         self.momentum = in_range("momentum", momentum, 0.0, 1.0, closed_high=True)
         self.nesterov = bool(nesterov)
 
-    def _update(self, P: Array, G: Array, xp: Any, fns: Any) -> Array:
-        lr, mu = self.current_lr, self.momentum
-        v = mu * self._state["velocity"] - lr * G
-        self._state["velocity"] = v
+    def update_rule(
+        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, xp: Any, fns: Any
+    ) -> Array:
+        mu = self.momentum
+        v = mu * state["velocity"] - lr * G
+        state["velocity"] = v
         return P + (mu * v - lr * G if self.nesterov else v)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -58,8 +60,8 @@ class SklearnAdam(Adam, name="sklearn_adam"):
     to the bias-corrected sqrt(v_hat): p <- p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m /
     (sqrt(v) + eps). xpnet.Adam's fused update computes it with eps / sqrt(1 - beta2^t)."""
 
-    def _step_eps(self) -> float:
-        return self.eps / math.sqrt(1.0 - self.beta2**self.t)
+    def _step_eps(self, t: Any) -> Any:
+        return self.eps / math.sqrt(1.0 - self.beta2**t)
 
 
 class InvScaling(Schedule, name="invscaling"):
