@@ -214,7 +214,7 @@ def test_a_named_optimizer_subclass_saves_and_loads(tmp_path, request):
     """Saving goes through the optimizer's own config(), not a table of known types."""
 
     class Halved(xpnet.SGD, name="test-halved-sgd"):
-        def update_rule(self, P, G, state, t, lr, xp, fns):
+        def update_rule(self, P, G, state, lr, xp, fns):
             return fns.sgd_update(P, G, lr=lr / 2, xp=xp)
 
     request.addfinalizer(lambda: xpnet.optim.OPTIMIZERS.pop("test-halved-sgd"))

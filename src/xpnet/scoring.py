@@ -70,6 +70,13 @@ class Tally:
             self.correct = self.correct + correct_count(Y, T, self.xp)
         self.n += Y.shape[0]
 
+    def add_totals(self, total_loss: Array, correct: Array, n: int) -> None:
+        """Count batches scored elsewhere (a compiled epoch's sums) as `add` would have."""
+        self.total_loss = self.total_loss + total_loss
+        if self.classify:
+            self.correct = self.correct + correct
+        self.n += n
+
     def summary(self, comm: Communicator | None = None) -> dict[str, float]:
         """{"loss": mean per sample, "accuracy": fraction correct (classification only)}, over
         every process of `comm` when given (each tallied its shards)."""

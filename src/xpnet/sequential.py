@@ -201,9 +201,13 @@ class Sequential:
         """Outputs (batch, n_out) for inputs X (batch, n_in); each layer caches what its
         backward needs."""
         self.check_input(X)
-        Y = forward_through(self._plan, X)
+        Y = self.run_forward(X)
         self._output_shape = Y.shape
         return Y
+
+    def run_forward(self, X: Array) -> Array:
+        """`forward` without the input checks: what a compiled training step traces."""
+        return forward_through(self._plan, X)
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None, when
@@ -211,6 +215,10 @@ class Sequential:
         input product)."""
         if type(gY) is not self._input_type or gY.shape != self._output_shape:
             self._check_output_grad(gY)
+        return self.run_backward(gY, input_grad)
+
+    def run_backward(self, gY: Array, input_grad: bool = True) -> Array | None:
+        """`backward` without the checks of gY: what a compiled training step traces."""
         first = 0 if input_grad else self._first_trained
         g = backward_through(self.layers[first + 1 :], gY)
         if input_grad:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .compiled import compiled_epochs
 from .distributed import Communicator
 from .inputs import is_classification, prepare
 from .losses import LOSSES, Loss, SSELoss
@@ -165,6 +166,7 @@ def fit(
     history: History | None = None,
     comm: Communicator | None = None,
     early_stopping: EarlyStopping | int | None = None,
+    compiled: bool = True,
 ) -> History:
     """Train `net` on X, T by minibatch backprop; return the History.
 
@@ -186,7 +188,13 @@ def fit(
 
     `early_stopping` (an `EarlyStopping`, or its patience as an int) ends training once the
     validation loss stops improving and leaves the net with its best epoch's parameters;
-    `history.best_epoch` says which."""
+    `history.best_epoch` says which.
+
+    With `compiled` (the default), an epoch's full batches run as one compiled computation
+    where the net's library compiles one (JAX: one `jax.jit` per batch shape, traced in the
+    first epoch) and every class in the net, loss and optimizer declares itself traceable;
+    elsewhere, and with `compiled=False`, each step runs op by op. Both give the same numbers to
+    rounding (the compiled step may fuse a multiply and an add)."""
     loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
     optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
     if validation is not None and (
@@ -232,6 +240,11 @@ def fit(
     xp = net.backend.xp
     n = X.shape[0]
     batches = batch_bounds(n, batch_size)
+    runner = (
+        None
+        if not compiled or group is not None
+        else compiled_epochs(net, loss, optimizer, classify)
+    )
     bar = tqdm(
         total=(epochs - initial_epoch) * n,
         unit="sample",
@@ -249,7 +262,9 @@ def fit(
                 Xe, Te = X, T
             optimizer.begin_epoch(epoch)
             tally = Tally(loss, classify, xp)
-            for start, stop in batches:
+            done = 0 if runner is None else runner.run(Xe, Te, batch_size, tally)
+            bar.update(done)
+            for start, stop in batches[done // batch_size :]:
                 if group is None:
                     Tb = Te[start:stop, ...]
                     Y, value = step(net, Xe[start:stop, ...], Tb, loss, optimizer)

@@ -24,6 +24,7 @@ class Activation(Layer):
     array type, so they are resolved once, not per operation."""
 
     init: ClassVar[str] = "xavier"
+    traceable = True
 
     def __init__(self) -> None:
         self._y: Array = None

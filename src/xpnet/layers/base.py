@@ -47,6 +47,10 @@ class Layer:
     input_width: int | None = None
     sublayers: Sequence[Layer] = ()  # a container's layers (Residual's), placed by the net
     training: bool = True  # False in evaluation: dropout off, batch norm on running statistics
+    # True where the class that defines forward and backward says they are functions of their
+    # inputs and parameters alone (no host reads, no random or side state), so a compiled
+    # step may trace them (compiled.py); a subclass that redefines them must say so again
+    traceable: ClassVar[bool] = False
     backend: Backend | None = None  # where the layer's arrays live, set when it is placed
     dtype_name: str = "float32"
     parameter_buffer: ParameterBuffer | None = None  # set when the layer is placed

@@ -35,6 +35,8 @@ class Linear(Layer, name="linear"):
     one it takes its net's backend, device, dtype and seed (or NumPy's, used on its own).
     `seed` is an int or a numpy Generator."""
 
+    traceable = True
+
     def __init__(
         self,
         n_in: int,

@@ -62,6 +62,8 @@ class LayerNorm(_Normalization, name="layer_norm"):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, the mean and (biased) variance taken
     over each sample's n features, as torch.nn.LayerNorm(n, eps)."""
 
+    traceable = True
+
     def config(self) -> dict[str, Any]:
         return {"n": self.n, "eps": self.eps}
 

@@ -36,6 +36,8 @@ class Residual(Layer, name="residual"):
         self.input_width = sizes[0]
         self._plan: Plan = forward_plan(inner)
 
+    traceable = True  # its own math; the net asks each layer inside for itself
+
     def config(self) -> dict[str, Any]:
         return {"layers": [layer_config(layer) for layer in self.sublayers]}
 

@@ -184,10 +184,8 @@ class AdamScalars(NamedTuple):
     inv_correction2: float  # 1 / sqrt(1 - beta2^t): the second bias correction, on sqrt(v)
 
     @classmethod
-    def at_step(cls, t: Any, *, lr: Any, beta1: float, beta2: float, eps: Any) -> AdamScalars:
-        """The scalars of step t (1, 2, ...) with these hyperparameters: Python floats for a
-        Python t, 0-d arrays for an array t (a compiled step's traced step count)."""
-        correction2 = 1.0 - beta2**t
+    def at_step(cls, t: int, *, lr: float, beta1: float, beta2: float, eps: float) -> AdamScalars:
+        """The scalars of step t (1, 2, ...) with these hyperparameters."""
         return cls(
             step=lr / (1.0 - beta1**t),
             beta1=beta1,
@@ -195,8 +193,7 @@ class AdamScalars(NamedTuple):
             beta2=beta2,
             one_minus_beta2=1.0 - beta2,
             eps=eps,
-            inv_correction2=1.0
-            / (math.sqrt(correction2) if isinstance(correction2, float) else correction2**0.5),
+            inv_correction2=1.0 / math.sqrt(1.0 - beta2**t),
         )
 
 

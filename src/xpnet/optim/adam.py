@@ -19,6 +19,7 @@ class Adam(Optimizer, name="adam"):
     slots = ("m", "v")
     suggested_lr = 0.01
     varies_per_step = "its bias corrections 1 - beta^t change every step"
+    traceable = True  # update_rule reads no number on the host
 
     def __init__(
         self,
@@ -36,16 +37,18 @@ class Adam(Optimizer, name="adam"):
         self.beta2 = in_range("beta2", beta2, 0.0, 1.0)
         self.eps = positive("eps", eps)
 
-    def update_rule(
-        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
-    ) -> Any:
-        scalars = AdamScalars.at_step(
+    def step_numbers(self, t: int, lr: float) -> Any:
+        return AdamScalars.at_step(
             t, lr=lr, beta1=self.beta1, beta2=self.beta2, eps=self._step_eps(t)
         )
+
+    def update_rule(
+        self, P: Any, G: Any, state: dict[str, Any], scalars: Any, xp: Any, fns: Ops
+    ) -> Any:
         P, state["m"], state["v"] = fns.adam_update(P, G, state["m"], state["v"], scalars, xp=xp)
         return P
 
-    def _step_eps(self, t: Any) -> Any:
+    def _step_eps(self, t: int) -> float:
         """The eps step t adds to sqrt(v_hat) (a subclass may place eps elsewhere: an eps
         added to sqrt(v) is eps / sqrt(1 - beta2^t) added to sqrt(v_hat))."""
         return self.eps
@@ -65,6 +68,7 @@ class AdamW(Adam, name="adamw"):
     plain gradient, as torch.optim.AdamW does; weight_decay defaults to 0.01 as there."""
 
     decoupled_weight_decay = True
+    traceable = True
     default_weight_decay = 0.01
 
     def __init__(
@@ -73,11 +77,16 @@ class AdamW(Adam, name="adamw"):
         """Adam's arguments (lr, beta1, beta2, eps; clip_norm, schedule)."""
         super().__init__(*args, weight_decay=weight_decay, **options)
 
+    def step_numbers(self, t: int, lr: float) -> Any:
+        """Adam's scalars and this step's decay rate lr * weight_decay."""
+        return super().step_numbers(t, lr), lr * self.weight_decay
+
     def update_rule(
-        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
+        self, P: Any, G: Any, state: dict[str, Any], numbers: Any, xp: Any, fns: Ops
     ) -> Any:
+        scalars, decay_rate = numbers
         if self.weight_decay:
             mask = self._weight_mask(P, self._layout)
             decay = P if mask is None else mask * P
-            P = fns.sgd_update(P, decay, lr=lr * self.weight_decay, xp=xp)
-        return super().update_rule(P, G, state, t, lr, xp, fns)
+            P = fns.sgd_update(P, decay, lr=decay_rate, xp=xp)
+        return super().update_rule(P, G, state, scalars, xp, fns)

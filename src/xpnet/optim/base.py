@@ -141,22 +141,38 @@ class Optimizer:
             raise ValueError(f"gradient shape {tuple(G.shape)} != parameter shape {tuple(P.shape)}")
         self.prepare(P, layout)
         self.t += 1
-        return self.rule(P, G, self._state, self.t, self.current_lr, layout)
+        return self.rule(P, G, self._state, self.step_numbers(self.t, self.current_lr), layout)
+
+    def step_numbers(self, t: int, lr: float) -> Any:
+        """The numbers step t (from 1) of the update rule needs, computed on the host as
+        Python floats (a float, or a tuple of them): the learning rate by default; Adam's bias
+        corrections. A compiled epoch computes every step's alike and hands them to the device
+        as arrays, so both paths round them the same way."""
+        return lr
 
     def rule(
-        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, layout: Layout | None
+        self, P: Array, G: Array, state: dict[str, Array], numbers: Any, layout: Layout | None
     ) -> Array:
         """The step as a function of what changes from step to step: the new P from P and G
         (hooks, then the update rule), with the slot arrays in `state` (rebound there when the
-        ops return new ones), the step count `t` (this step's, from 1) and the learning rate
-        `lr`. `update` passes its own state and Python numbers; a compiled training step
-        passes traced ones (JAX), so nothing here may read a number on the host."""
+        ops return new ones) and this step's `step_numbers`. `update` passes its own state and
+        Python floats; a compiled training step passes traced ones (JAX), so nothing here may
+        read a number on the host."""
         xp, fns = _namespace_and_ops(P)
         if self.clip_norm is not None:
             G = hooks.clip_grad_norm(G, self.clip_norm, xp)
         if self.weight_decay and not self.decoupled_weight_decay:
             G = hooks.weight_decay(G, P, self.weight_decay, self._weight_mask(P, layout))
-        return self.update_rule(P, G, state, t, lr, xp, fns)
+        return self.update_rule(P, G, state, numbers, xp, fns)
+
+    def slot_state(self) -> dict[str, Array]:
+        """The state's flat arrays by slot (the live ones), for a compiled step to take in."""
+        return dict(self._state)
+
+    def took_steps(self, state: dict[str, Array], steps: int) -> None:
+        """Take the state a compiled computation returns after `steps` steps of `rule`."""
+        self._state = dict(state)
+        self.t += steps
 
     def prepare(self, P: Array, layout: Layout | None) -> None:
         """Lay the state and the weight mask out for P before a compiled step traces `rule`
@@ -167,11 +183,11 @@ class Optimizer:
             self._weight_mask(P, layout)
 
     def update_rule(
-        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, xp: Any, fns: Any
+        self, P: Array, G: Array, state: dict[str, Array], numbers: Any, xp: Any, fns: Any
     ) -> Array:
         """The update rule: the new P from P and the hooked gradient G, with the slot arrays in
-        `state` (replace them there when the ops return new ones), step count `t` and learning
-        rate `lr`; `fns` are the ops for namespace `xp`."""
+        `state` (replace them there when the ops return new ones) and the step's
+        `step_numbers`; `fns` are the ops for namespace `xp`."""
         raise NotImplementedError
 
     # -- schedules ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ class SGD(Optimizer, name="sgd"):
     """p <- p - lr * g; with momentum mu: v <- mu * v + g, p <- p - lr * v (PyTorch's form)."""
 
     suggested_lr = 0.5
+    traceable = True  # update_rule reads no number on the host
 
     def __init__(
         self,
@@ -29,9 +30,7 @@ class SGD(Optimizer, name="sgd"):
         self.momentum = in_range("momentum", momentum, 0.0, 1.0)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def update_rule(
-        self, P: Any, G: Any, state: dict[str, Any], t: Any, lr: Any, xp: Any, fns: Ops
-    ) -> Any:
+    def update_rule(self, P: Any, G: Any, state: dict[str, Any], lr: Any, xp: Any, fns: Ops) -> Any:
         if not self.momentum:
             return fns.sgd_update(P, G, lr=lr, xp=xp)
         P, state["velocity"] = fns.momentum_update(

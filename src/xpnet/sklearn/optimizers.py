@@ -44,7 +44,7 @@ class SklearnSGD(Optimizer, name="sklearn_sgd"):
         self.nesterov = bool(nesterov)
 
     def update_rule(
-        self, P: Array, G: Array, state: dict[str, Array], t: Any, lr: Any, xp: Any, fns: Any
+        self, P: Array, G: Array, state: dict[str, Array], lr: Any, xp: Any, fns: Any
     ) -> Array:
         mu = self.momentum
         v = mu * state["velocity"] - lr * G
@@ -60,7 +60,7 @@ class SklearnAdam(Adam, name="sklearn_adam"):
     to the bias-corrected sqrt(v_hat): p <- p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m /
     (sqrt(v) + eps). xpnet.Adam's fused update computes it with eps / sqrt(1 - beta2^t)."""
 
-    def _step_eps(self, t: Any) -> Any:
+    def _step_eps(self, t: int) -> float:
         return self.eps / math.sqrt(1.0 - self.beta2**t)
 
 
