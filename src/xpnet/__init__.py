@@ -13,7 +13,7 @@ from .backend import (
 )
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
 from .gradcheck import gradcheck, relative_error
-from .layers import Identity, Layer, Linear, ReLU, Sigmoid, Tanh
+from .layers import GELU, Identity, Layer, LeakyReLU, Linear, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Momentum, Optimizer
@@ -25,6 +25,7 @@ from .train import History, fit
 __version__ = "0.1.0"
 
 __all__ = [
+    "GELU",
     "MLP",
     "SGD",
     "Adam",
@@ -38,6 +39,7 @@ __all__ = [
     "History",
     "Identity",
     "Layer",
+    "LeakyReLU",
     "Linear",
     "Loss",
     "MSELoss",
@@ -46,8 +48,10 @@ __all__ = [
     "ReLU",
     "SSELoss",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "SoftmaxCrossEntropyLoss",
+    "Softplus",
     "Tanh",
     "__version__",
     "asarray",

@@ -1,19 +1,34 @@
 """The layers: each a `Layer` with `forward(x)` and `backward(grad)`, registered by name so a
 checkpoint can rebuild it. A layer with parameters is a module here and one import below."""
 
-from .activations import ACTIVATIONS, Activation, Identity, ReLU, Sigmoid, Tanh
+from .activations import (
+    ACTIVATIONS,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
+)
 from .base import LAYERS, Layer, layer_config, layer_from_config
 from .linear import Linear
 
 __all__ = [
     "ACTIVATIONS",
+    "GELU",
     "LAYERS",
     "Activation",
     "Identity",
     "Layer",
+    "LeakyReLU",
     "Linear",
     "ReLU",
+    "SiLU",
     "Sigmoid",
+    "Softplus",
     "Tanh",
     "layer_config",
     "layer_from_config",
