@@ -1,6 +1,7 @@
 """JAX versions of the ops in `generic`: each a `jax.jit`-compiled copy of generic's own code, so
 XLA runs one fused computation where eager JAX dispatches every operation on its own (the
-split sigmoid is five calls, Adam's update ten). The numbers are generic's to rounding (XLA may
+split sigmoid is five calls, Adam's update ten); erf and erfc are XLA's own (`jax.lax`), and
+GELU's formula is generic's around them. The numbers are generic's to rounding (XLA may
 fuse a multiply and an add); tested against it like every fast path.
 
 JAX arrays are immutable: nothing here writes in place, every function returns new arrays
@@ -11,6 +12,7 @@ dtype compiles once.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -23,6 +25,10 @@ from .generic import AdamScalars
 
 __all__ = [
     "adam_update",
+    "erf",
+    "erfc",
+    "gelu",
+    "gelu_backward",
     "linear",
     "linear_backward",
     "log_softmax",
@@ -89,6 +95,42 @@ def softmax(z: Array, xp: ModuleType) -> Array:
 
 def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return _sse(Y, T)
+
+
+_erf = jax.jit(jax.lax.erf)
+_erfc = jax.jit(jax.lax.erfc)
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def erf(x: Array, xp: ModuleType) -> Array:
+    return _erf(x)
+
+
+def erfc(x: Array, xp: ModuleType) -> Array:
+    return _erfc(x)
+
+
+def _normal_cdf(x: Array) -> Array:
+    """Phi(x) = erfc(-x / sqrt(2)) / 2 with XLA's erfc, as generic.gelu takes it."""
+    return 0.5 * jax.lax.erfc(-_SQRT_HALF * x)
+
+
+@jax.jit
+def _gelu(x: Array) -> Array:
+    return generic.gelu_from_cdf(x, _normal_cdf(x))
+
+
+@jax.jit
+def _gelu_backward(x: Array, grad: Array) -> Array:
+    return generic.gelu_backward_from_cdf(x, _normal_cdf(x), grad, jnp)
+
+
+def gelu(x: Array, xp: ModuleType) -> Array:
+    return _gelu(x)
+
+
+def gelu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    return _gelu_backward(x, grad)
 
 
 _linear = jax.jit(partial(generic.linear, xp=jnp))
