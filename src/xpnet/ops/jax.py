@@ -97,6 +97,9 @@ def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return _sse(Y, T)
 
 
+# XLA's own erf and erfc. XLA's erfc was measured up to 260 ulps off in the float64 tail
+# (erfc(x) for x from 20 on, below 1e-175; jax 0.10) where generic's is within 3; generic's
+# compiled is no better, as XLA merges the product of its two exps into one exp.
 _erf = jax.jit(jax.lax.erf)
 _erfc = jax.jit(jax.lax.erfc)
 _SQRT_HALF = math.sqrt(0.5)
