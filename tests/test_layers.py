@@ -73,7 +73,6 @@ def test_a_parameter_is_set_by_name_and_an_unknown_name_is_refused():
         layer.set_parameter("b", np.zeros(3, dtype=np.float32))
 
 
-
 def test_lecun_init_draws_normal_weights_of_std_sqrt_1_over_n_in():
     """LeCun-normal: mean 0, std sqrt(1 / n_in): He-normal's draws over sqrt(2)."""
     W = xpnet.to_numpy(xpnet.Linear(400, 300, init="lecun", dtype="float64", seed=7).W)
