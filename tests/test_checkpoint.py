@@ -246,7 +246,7 @@ def _wrong_dtype(path):
 
 
 def _unknown_activation(path):
-    _rewrite(path, lambda h: h["config"].update(hidden="softplus"))
+    _rewrite(path, lambda h: h["config"].update(hidden="no_such_activation"))
 
 
 def _newer_version(path):
@@ -309,7 +309,7 @@ def _classes_repeated(path):
         (_text, "not a readable safetensors file"),
         (_wrong_shapes, r"has shape \(5, 7\) but the net needs \(5, 8\)"),
         (_wrong_dtype, r"tensor \w+ is float32 but the net is float64"),
-        (_unknown_activation, "unknown hidden activation 'softplus'"),
+        (_unknown_activation, "unknown hidden activation 'no_such_activation'"),
         (_newer_version, "newer xpnet"),
         (_version_as_text, "unknown checkpoint format version '2'"),
         (_epoch_as_text, "its epoch 'x' is not a whole number"),

@@ -90,7 +90,7 @@ def material(tmp_path_factory):
 VALUES = {
     "--data": ["xor", "digits", "small.npz", "missing.csv", "model.pkl", "in.npz", ""],
     "--hidden": ["2", "3,2", "0", "a", "2,,3", "-4", "100000000"],
-    "--activation": ["sigmoid", "tanh", "relu", "gelu"],
+    "--activation": ["sigmoid", "tanh", "relu", "gelu", "mish"],  # gelu is one now; mish is not
     "--loss": ["softmax_ce", "sse", "mse", "bce", "l1"],
     "--optimizer": ["sgd", "momentum", "adam", "adamw", "lbfgs"],
     "--weight-decay": ["0", "0.01", "1e30", "-1", "nan", "x"],

@@ -71,3 +71,12 @@ def test_a_parameter_is_set_by_name_and_an_unknown_name_is_refused():
     np.testing.assert_array_equal(xpnet.to_numpy(layer.W), np.ones((2, 3)))
     with pytest.raises(KeyError, match=r"has parameters \['W'\], not 'b'"):
         layer.set_parameter("b", np.zeros(3, dtype=np.float32))
+
+
+def test_lecun_init_draws_normal_weights_of_std_sqrt_1_over_n_in():
+    """LeCun-normal: mean 0, std sqrt(1 / n_in): He-normal's draws over sqrt(2)."""
+    W = xpnet.to_numpy(xpnet.Linear(400, 300, init="lecun", dtype="float64", seed=7).W)
+    assert abs(W.mean()) < 3 * np.sqrt(1 / 400) / np.sqrt(W.size)
+    assert W.std() == pytest.approx(np.sqrt(1 / 400), rel=0.01)  # 120 000 draws: ~0.2 % noise
+    he = xpnet.to_numpy(xpnet.Linear(400, 300, init="he", dtype="float64", seed=7).W)
+    np.testing.assert_allclose(he, np.sqrt(2) * W, rtol=1e-12)

@@ -6,6 +6,7 @@ run that must not change when the fast paths are switched off."""
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 
 import numpy as np
@@ -158,6 +159,72 @@ def test_activation_backward_matches_generic(fast, xp, backend, dtype, name):
     np.testing.assert_array_equal(xpnet.to_numpy(grad), grad_host)
     np.testing.assert_array_equal(xpnet.to_numpy(y), y_host)
     _close(getattr(fast, f"{name}_inplace")(x, xp), y, dtype)
+
+
+# erf's pieces meet at 0.84375, 1.25 and 1/0.35; erfc underflows past 26.5 (the last normal
+# float64 is near 26.5, float32's near 9.2); 1e-300 is far below 2**-28
+ERF_POINTS = [0.0, 1e-300, 1e-20, 1e-8, 0.1, 0.84375, 1.0, 1.25, 2.0, 1 / 0.35, 4.0, 6.0]
+ERF_POINTS += [9.0, 12.0, 20.0, 26.0, 27.5, 40.0, float("inf")]
+
+
+def test_erf_and_erfc_match_the_standard_library(xp, backend, dtype):
+    """generic's erf and erfc (FDLIBM's approximations in the array API) against Python's
+    math.erf and math.erfc to a few ulps, relative, over the whole line: tails, the joins
+    of the pieces and 0 included; erfc relative wherever it is a normal number; NaN kept."""
+    host = np.concatenate([ERF_POINTS, np.linspace(-30.0, 30.0, 2401), 10.0 ** -np.arange(40)])
+    host = np.concatenate([host, -host, [np.nan]])
+    x = _arr(host, backend, dtype)
+    xh = xpnet.to_numpy(x).astype(np.float64)  # as rounded to dtype
+    eps, tiny = float(np.finfo(dtype).eps), float(np.finfo(dtype).smallest_normal)
+    for fn, ref in ((generic.erf, math.erf), (generic.erfc, math.erfc)):
+        want = np.array([ref(v) for v in xh])
+        got = xpnet.to_numpy(fn(x, xp)).astype(np.float64)
+        np.testing.assert_allclose(got, want, rtol=4 * eps, atol=tiny, err_msg=fn.__name__)
+    assert np.signbit(xpnet.to_numpy(generic.erf(_arr([-0.0], backend, dtype), xp)))[0]
+
+
+def _new_activation_inputs(backend, dtype):
+    host = np.concatenate([EXTREMES[1:-1], [-20.5, 19.5, 20.0, 20.5], np.linspace(-30, 30, 61)])
+    return _arr(host.reshape(3, -1), backend, dtype)
+
+
+NEW_OPS = {
+    "gelu": {},
+    "silu": {},
+    "softplus": {},
+    "leaky_relu-0.2": {"slope": 0.2},
+    "leaky_relu-neg": {"slope": -0.5},
+    "erf": {},
+    "erfc": {},
+}
+# roundings allowed: XLA's erfc is up to ~260 ulps off in the float64 far tail (erfc < 1e-175,
+# GELU below x = -28), where generic's and the other libraries' are within 3
+ROUNDINGS = {"gelu": 24, "erfc": 24}
+
+
+@pytest.mark.parametrize("case_id", NEW_OPS)
+def test_new_ops_match_generic(fast, xp, backend, dtype, case_id):
+    """The fast paths of the new activations (their backward from x, as GELU, SiLU and Softplus
+    take it), erf and erfc, equal generic's to rounding: tails and Softplus's threshold too."""
+    name, options = case_id.split("-")[0], NEW_OPS[case_id]
+    mine = getattr(fast, name)
+    if mine is getattr(generic, name):
+        pytest.skip(f"{xp.__name__} has no fast {name}: generic is used")
+    x = _new_activation_inputs(backend, dtype)
+    scale = ROUNDINGS.get(name, 4)
+    _close(mine(x, xp, **options), getattr(generic, name)(x, xp, **options), dtype, scale)
+    backward = getattr(fast, f"{name}_backward", None)
+    if backward is not None:
+        grad = _rand(backend, dtype, *x.shape, seed=7)
+        want = getattr(generic, f"{name}_backward")(x, grad, xp, **options)
+        _close(backward(x, grad, xp, **options), want, dtype, scale, magnitude=4.0)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2])
+def test_leaky_relu_inplace_matches_generic(fast, xp, backend, dtype, slope):
+    x = _new_activation_inputs(backend, dtype)
+    want = generic.leaky_relu(x, xp, slope=slope)
+    _close(fast.leaky_relu_inplace(x, xp, slope=slope), want, dtype)
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])

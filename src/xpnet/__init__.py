@@ -14,15 +14,19 @@ from .backend import (
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
 from .gradcheck import gradcheck, relative_error
 from .layers import (
+    GELU,
     BatchNorm,
     Dropout,
     Identity,
     Layer,
     LayerNorm,
+    LeakyReLU,
     Linear,
     ReLU,
     Residual,
     Sigmoid,
+    SiLU,
+    Softplus,
     Tanh,
 )
 from .losses import BCELoss, Loss, MSELoss, SoftmaxCrossEntropyLoss, SSELoss
@@ -36,6 +40,7 @@ from .train import History, fit
 __version__ = "0.1.0"
 
 __all__ = [
+    "GELU",
     "MLP",
     "SGD",
     "Adam",
@@ -52,6 +57,7 @@ __all__ = [
     "Identity",
     "Layer",
     "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "Loss",
     "MSELoss",
@@ -61,8 +67,10 @@ __all__ = [
     "Residual",
     "SSELoss",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "SoftmaxCrossEntropyLoss",
+    "Softplus",
     "Tanh",
     "__version__",
     "asarray",

@@ -23,6 +23,7 @@ from .layers.sequence import leaves
 from .sequential import Sequential
 
 __all__ = [
+    "CLASSIC_HIDDEN",
     "HIDDEN",
     "HIDDEN_ACTIVATIONS",
     "MLP",
@@ -33,7 +34,8 @@ __all__ = [
     "net_from_config",
 ]
 
-HIDDEN = ("sigmoid", "tanh", "relu")  # the nonlinear hidden activations
+CLASSIC_HIDDEN = ("sigmoid", "tanh", "relu")  # the seeds' three, `xpnet vanishing`'s default
+HIDDEN = (*CLASSIC_HIDDEN, "leaky_relu", "gelu", "silu", "softplus")  # the nonlinear ones
 # what MLP accepts between layers: also "identity" (a linear net, as scikit-learn allows)
 HIDDEN_ACTIVATIONS = (*HIDDEN, "identity")
 OUTPUTS = ("sigmoid", "identity", "tanh", "relu")
@@ -76,7 +78,7 @@ def mlp_layers(
     unchanged (a block that ends in a sigmoid would add positive outputs at every depth, and
     the first layer's gradient shrinks again: 0.04 of the last layer's at depth 20 on digits,
     0.34 in this order). Every Linear starts as the hidden activation asks (He-normal for
-    relu, Glorot-uniform otherwise)."""
+    the ReLU family, Glorot-uniform otherwise)."""
     sizes = _checked_sizes(sizes)
     if hidden not in HIDDEN_ACTIVATIONS:
         raise ValueError(f"unknown hidden activation {hidden!r}: use one of {HIDDEN_ACTIVATIONS}")
@@ -107,12 +109,13 @@ def mlp_layers(
 class MLP(Sequential):
     """An MLP of sizes [n_in, h1, ..., n_out] with `hidden` activations and an `output` one.
 
-    Weights start from `numpy.random.default_rng(seed)` on the host (Glorot-uniform for sigmoid,
-    tanh and identity, He-normal for relu, zero biases), so one seed gives bit-identical weights
-    on every backend. Parameters are named W1, b1, W2, ... (layer k maps sizes[k-1] -> sizes[k]).
-    `dropout`, `norm` ("layer" or "batch") and `residual` build the blocks of `mlp_layers`
-    (norm parameters and statistics are numbered among the layers: gamma2, beta2, ...). It is
-    the `Sequential` of `mlp_layers`, whose plain loops its forward and backward are."""
+    Weights start from `numpy.random.default_rng(seed)` on the host (He-normal for relu,
+    leaky_relu, gelu and silu, Glorot-uniform otherwise, zero biases), so one seed gives
+    bit-identical weights on every backend. Parameters are named W1, b1, W2, ... (layer k maps
+    sizes[k-1] -> sizes[k]). `dropout`, `norm` ("layer" or "batch") and `residual` build the
+    blocks of `mlp_layers` (norm parameters and statistics are numbered among the layers:
+    gamma2, beta2, ...). It is the `Sequential` of `mlp_layers`, whose plain loops its forward
+    and backward are."""
 
     def __init__(
         self,

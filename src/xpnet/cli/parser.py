@@ -10,7 +10,7 @@ from typing import Any
 
 from ..backend import BACKEND_NAMES, DTYPE_NAMES
 from ..losses import LOSSES
-from ..model import HIDDEN
+from ..model import CLASSIC_HIDDEN, HIDDEN
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
 from .errors import UsageError
@@ -165,8 +165,8 @@ def build_parser() -> Parser:
     va.add_argument(
         "--activations",
         type=_name_list(HIDDEN),
-        default=list(HIDDEN),
-        help=f"default: {','.join(HIDDEN)}",
+        default=list(CLASSIC_HIDDEN),
+        help=f"any of {','.join(HIDDEN)}; default: {','.join(CLASSIC_HIDDEN)}",
     )
     va.add_argument(
         "--width", type=_positive(int), default=32, help="hidden units; default: %(default)s"

@@ -1,7 +1,18 @@
 """The layers: each a `Layer` with `forward(x)` and `backward(grad)`, registered by name so a
 checkpoint can rebuild it. A layer with parameters is a module here and one import below."""
 
-from .activations import ACTIVATIONS, Activation, Identity, ReLU, Sigmoid, Tanh
+from .activations import (
+    ACTIVATIONS,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
+)
 from .base import LAYERS, Layer, layer_config, layer_from_config
 from .dropout import Dropout
 from .linear import Linear
@@ -10,6 +21,7 @@ from .residual import Residual
 
 __all__ = [
     "ACTIVATIONS",
+    "GELU",
     "LAYERS",
     "Activation",
     "BatchNorm",
@@ -17,10 +29,13 @@ __all__ = [
     "Identity",
     "Layer",
     "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "ReLU",
     "Residual",
+    "SiLU",
     "Sigmoid",
+    "Softplus",
     "Tanh",
     "layer_config",
     "layer_from_config",

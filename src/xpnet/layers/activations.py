@@ -1,7 +1,11 @@
-"""Elementwise activations: each caches its output y, and its backward needs only y."""
+"""Elementwise activations: each caches what its backward needs, its output y (Sigmoid, Tanh,
+ReLU, LeakyReLU, Identity) or its input x (GELU, SiLU, Softplus)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -11,23 +15,39 @@ from .. import ops
 from .base import Layer
 from .linear import Linear
 
-__all__ = ["ACTIVATIONS", "Activation", "Identity", "ReLU", "Sigmoid", "Tanh"]
+__all__ = [
+    "ACTIVATIONS",
+    "GELU",
+    "Activation",
+    "Identity",
+    "LeakyReLU",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "Softplus",
+    "Tanh",
+]
 
 Array = Any
 
 
 class Activation(Layer):
-    """An elementwise activation y = f(x) whose math is `ops.<name>` (and `<name>_backward`,
-    from y). `init` is the weight initialisation a Linear next to it should use.
+    """An elementwise activation y = f(x) whose math is `ops.<name>` and `<name>_backward`,
+    which reads the cached output y, or the cached input x where `backward_from_input` is set
+    (GELU's derivative, for one, is no function of y). One that caches y may write y over its
+    input (`<name>_inplace`); one that caches x keeps it. The config of an activation with
+    parameters (LeakyReLU's slope) is passed to its ops as keyword arguments. `init` is the
+    weight initialisation a Linear next to it should use.
 
     The namespace and its ops are read from the input and kept while inputs keep the same
     array type, so they are resolved once, not per operation."""
 
     init: ClassVar[str] = "xavier"
     traceable = True
+    backward_from_input: bool = False
 
     def __init__(self) -> None:
-        self._y: Array = None
+        self._saved: Array = None  # y, or x where backward_from_input
         self._array_type: Any = None  # Any: `type(x) is` it must not narrow x
         self._xp: ModuleType | None = None
         self._forward: Any = None
@@ -39,44 +59,49 @@ class Activation(Layer):
         """Resolve the namespace and this activation's ops for x's array type."""
         self._xp = array_namespace(x)
         fns = ops.ops_for(self._xp)
-        self._forward = getattr(fns, self.name)
-        self._forward_inplace = getattr(fns, self.name + "_inplace")
-        self._bias_inplace = getattr(fns, f"bias_{self.name}_inplace", None)
-        self._backward = getattr(fns, self.name + "_backward")
+        self._forward = self._op(fns, self.name)
+        self._backward = self._op(fns, self.name + "_backward")
+        if self.backward_from_input:  # x must outlive the forward: nothing is overwritten
+            self._forward_inplace, self._bias_inplace = self._forward, None
+        else:
+            self._forward_inplace = self._op(fns, self.name + "_inplace")
+            self._bias_inplace = self._op(fns, f"bias_{self.name}_inplace", required=False)
         self._array_type = type(x)
+
+    def _op(self, fns: ops.Ops, name: str, required: bool = True) -> Callable[..., Array] | None:
+        """The op `name`, with this activation's config bound as its keyword arguments (None
+        where it is absent and not `required`)."""
+        fn = getattr(fns, name) if required else getattr(fns, name, None)
+        options = self.config()
+        return partial(fn, **options) if fn is not None and options else fn
 
     def forward(self, x: Array, inplace: bool = False) -> Array:
         """The activation of x; with `inplace`, x may be overwritten with it (the caller
         promises not to use x again)."""
         if type(x) is not self._array_type:
             self._bind(x)
-        self._y = y = (self._forward_inplace if inplace else self._forward)(x, self._xp)
+        y = (self._forward_inplace if inplace else self._forward)(x, self._xp)
+        self._saved = x if self.backward_from_input else y
         return y
 
     def forward_linear(self, linear: Linear, x: Array) -> Array:
         """The activation of linear.forward(x), computed in place into the layer's fresh
         output (a net fuses each Linear with the activation after it); where the ops fuse the
         bias add with this activation (`bias_<name>_inplace`), the two are one pass over that
-        output."""
+        output. An activation that caches its input keeps the Linear's output as that input."""
         if type(x) is not self._array_type:
             self._bind(x)
         fused = self._bias_inplace
-        b = None if fused is None else linear.b
-        if b is None:
-            y = self._forward_inplace(linear.forward(x), self._xp)
-        else:
-            y = fused(linear.forward(x, add_bias=False), b, self._xp)
-        self._y = y
+        if fused is None or linear.b is None:
+            return self.forward(linear.forward(x), inplace=True)
+        self._saved = y = fused(linear.forward(x, add_bias=False), linear.b, self._xp)
         return y
 
     def backward(self, grad: Array) -> Array:
-        """dL/dx from dL/dy and the cached output y."""
-        if self._y is None:
+        """dL/dx from dL/dy and the cached output y (or input x)."""
+        if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._backward(self._y, grad, self._xp)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return self._backward(self._saved, grad, self._xp)
 
 
 class Sigmoid(Activation, name="sigmoid"):
@@ -93,10 +118,51 @@ class ReLU(Activation, name="relu"):
     init = "he"
 
 
+class LeakyReLU(Activation, name="leaky_relu"):
+    """y = x where x > 0, else slope * x (torch.nn.LeakyReLU's negative_slope); backward:
+    grad where x > 0, else slope * grad, read from y, whose sign is x's for slope >= 0 (from x
+    for a negative slope)."""
+
+    init = "he"
+
+    def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
+        self.slope = float(slope)
+        if not math.isfinite(self.slope):
+            raise ValueError(f"LeakyReLU's slope must be a finite number, got {slope!r}")
+        self.backward_from_input = self.slope < 0
+
+    def config(self) -> dict[str, Any]:
+        return {"slope": self.slope}
+
+
+class GELU(Activation, name="gelu"):
+    """y = x * Phi(x), Phi the standard normal CDF (exact, erf-based: torch.nn.GELU()'s);
+    backward from x: grad * (Phi(x) + x * phi(x))."""
+
+    init = "he"
+    backward_from_input = True
+
+
+class SiLU(Activation, name="silu"):
+    """y = x * sigmoid(x) (also called swish); backward from x: grad * s * (1 + x * (1 - s)),
+    s = sigmoid(x)."""
+
+    init = "he"
+    backward_from_input = True
+
+
+class Softplus(Activation, name="softplus"):
+    """y = log(1 + exp(x)), and x above 20 (torch.nn.Softplus()'s beta=1, threshold=20), a
+    smooth ReLU; backward from x: grad * sigmoid(x)."""
+
+    backward_from_input = True
+
+
 class Identity(Activation, name="identity"):
     """y = x; the output layer of a net that emits logits or regression values."""
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, Identity)
+    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, GELU, SiLU, Softplus, Identity)
 }

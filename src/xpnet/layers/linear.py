@@ -29,11 +29,11 @@ class Linear(Layer, name="linear"):
     """y = x @ W + b, with W shaped (n_in, n_out) and b shaped (n_out,) (y = x @ W when
     `bias` is False, as in the seeds' bias-free examples).
 
-    W starts Glorot-uniform ("xavier") or He-normal ("he"), b at zero. `init=None` lets the
-    net choose from the activation next to the layer (`Sequential` says how); alone, it is
-    "xavier". Built with a `backend`, the layer has parameters of its own at once; without
-    one it takes its net's backend, device, dtype and seed (or NumPy's, used on its own).
-    `seed` is an int or a numpy Generator."""
+    W starts Glorot-uniform ("xavier"), He-normal ("he") or LeCun-normal ("lecun"), b at zero.
+    `init=None` lets the net choose from the activation next to the layer (`Sequential` says
+    how); alone, it is "xavier". Built with a `backend`, the layer has parameters of its own at
+    once; without one it takes its net's backend, device, dtype and seed (or NumPy's, used on
+    its own). `seed` is an int or a numpy Generator."""
 
     traceable = True
 

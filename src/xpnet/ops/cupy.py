@@ -3,10 +3,10 @@
 Each elementwise step is one kernel (`cupy.ElementwiseKernel`): the sigmoid in the split form
 of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, a layer's bias add
 and activation in one pass over its product (`bias_<activation>_inplace`), the SSE loss value
-as one reduction, and the SGD, momentum and Adam updates in place. Nothing
-here synchronises with the host. Each returns what its generic twin returns, to rounding
-(tested against it where a GPU is present); an `_inplace` op may overwrite its input, which
-its caller promises not to read again.
+as one reduction, and the SGD, momentum and Adam updates in place; erf and erfc (and GELU
+through erfc) are `cupyx.scipy.special`'s. Nothing here synchronises with the host. Each
+returns what its generic twin returns, to rounding (tested against it where a GPU is present);
+an `_inplace` op may overwrite its input, which its caller promises not to read again.
 
 There is no CUDA-graph capture here: CuPy (13.x, 14.2 seen) refuses every cuBLAS call while a
 stream is capturing ("calling cuBLAS API during stream capture is currently unsupported"), and
@@ -15,11 +15,13 @@ each step multiplies matrices; `ops.torch.capture` records a step on torch-cuda 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 import cupy
+from cupyx.scipy import special
 
 from . import generic
 from .generic import AdamScalars, seed_of
@@ -30,6 +32,10 @@ __all__ = [
     "bias_relu_inplace",
     "bias_sigmoid_inplace",
     "bias_tanh_inplace",
+    "erf",
+    "erfc",
+    "gelu",
+    "gelu_backward",
     "linear_backward",
     "linear_backward_into",
     "momentum_update",
@@ -228,3 +234,27 @@ def uniform_source(
             return generator.random(shape, dtype=like.dtype)
 
     return draw
+
+
+def erf(x: Array, xp: ModuleType) -> Array:
+    return special.erf(x)
+
+
+def erfc(x: Array, xp: ModuleType) -> Array:
+    return special.erfc(x)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def _normal_cdf(x: Array) -> Array:
+    """Phi(x) = erfc(-x / sqrt(2)) / 2 with CuPy's erfc, as generic.gelu takes it."""
+    return 0.5 * special.erfc(-_SQRT_HALF * x)
+
+
+def gelu(x: Array, xp: ModuleType) -> Array:
+    return generic.gelu_from_cdf(x, _normal_cdf(x))
+
+
+def gelu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    return generic.gelu_backward_from_cdf(x, _normal_cdf(x), grad, xp)

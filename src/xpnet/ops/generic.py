@@ -14,9 +14,18 @@ from array_api_compat import device
 __all__ = [
     "AdamScalars",
     "adam_update",
+    "erf",
+    "erfc",
+    "gelu",
+    "gelu_backward",
+    "gelu_backward_from_cdf",
+    "gelu_from_cdf",
     "identity",
     "identity_backward",
     "identity_inplace",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "leaky_relu_inplace",
     "linear",
     "linear_backward",
     "linear_backward_into",
@@ -33,7 +42,11 @@ __all__ = [
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_inplace",
+    "silu",
+    "silu_backward",
     "softmax",
+    "softplus",
+    "softplus_backward",
     "sse",
     "tanh",
     "tanh_backward",
@@ -98,6 +111,231 @@ def identity_inplace(x: Array, xp: ModuleType) -> Array:
 
 def identity_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     return grad
+
+
+# -- the modern activations: GELU (exact), SiLU, LeakyReLU, Softplus -------------------------
+# GELU, SiLU and Softplus take their backward from the input x (their derivatives are not
+# functions of y alone); LeakyReLU, like ReLU, from the output y, or from x for a negative
+# slope (the same formula serves both). Parameters (LeakyReLU's slope) are keyword arguments.
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SOFTPLUS_THRESHOLD = 20.0  # torch.nn.Softplus's default: linear above it
+
+
+def gelu(x: Array, xp: ModuleType) -> Array:
+    """x * Phi(x), Phi the standard normal CDF, as 0.5 * x * erfc(-x / sqrt(2)): exact GELU
+    (torch.nn.GELU()'s), without the cancellation of torch's 1 + erf(x / sqrt(2)), so the lower
+    tail keeps its relative precision."""
+    return gelu_from_cdf(x, 0.5 * erfc(-_SQRT_HALF * x, xp))
+
+
+def gelu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    """dL/dx from the cached input x: grad * (Phi(x) + x * phi(x)), phi the normal density."""
+    return gelu_backward_from_cdf(x, 0.5 * erfc(-_SQRT_HALF * x, xp), grad, xp)
+
+
+def gelu_from_cdf(x: Array, cdf: Array) -> Array:
+    """GELU from x and Phi(x): what the fast paths share with `gelu`, computing Phi with their
+    library's erfc."""
+    return x * cdf
+
+
+def gelu_backward_from_cdf(x: Array, cdf: Array, grad: Array, xp: ModuleType) -> Array:
+    """GELU's backward from x and Phi(x) (see `gelu_from_cdf`)."""
+    return grad * (cdf + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI)
+
+
+def silu(x: Array, xp: ModuleType) -> Array:
+    """x * sigmoid(x) (SiLU, also called swish), with the split-form sigmoid."""
+    return x * sigmoid(x, xp)
+
+
+def silu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    """dL/dx from the cached input x: grad * s * (1 + x * (1 - s)), s = sigmoid(x)."""
+    s = sigmoid(x, xp)
+    return grad * s * (1.0 + x * (1.0 - s))
+
+
+def leaky_relu(x: Array, xp: ModuleType, *, slope: float) -> Array:
+    """x where x > 0, else slope * x."""
+    return xp.where(x > 0, x, slope * x)
+
+
+def leaky_relu_inplace(x: Array, xp: ModuleType, *, slope: float) -> Array:
+    return leaky_relu(x, xp, slope=slope)
+
+
+def leaky_relu_backward(t: Array, grad: Array, xp: ModuleType, *, slope: float) -> Array:
+    """dL/dx: grad where t > 0, else slope * grad; t is the input x, or the output y where
+    slope >= 0 (then y > 0 exactly where x > 0). At 0 the slope side, as in PyTorch."""
+    return xp.where(t > 0, grad, slope * grad)
+
+
+def softplus(x: Array, xp: ModuleType) -> Array:
+    """log(1 + exp(x)), and x itself above 20 (torch.nn.Softplus()'s threshold); exp is taken
+    of min(x, 20), so no value overflows."""
+    limited = xp.minimum(x, _SOFTPLUS_THRESHOLD)
+    return xp.where(x > _SOFTPLUS_THRESHOLD, x, xp.log1p(xp.exp(limited)))
+
+
+def softplus_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    """dL/dx from the cached input x: grad * sigmoid(x), and grad above the threshold."""
+    return xp.where(x > _SOFTPLUS_THRESHOLD, grad, grad * sigmoid(x, xp))
+
+
+# -- erf and erfc: the array API has neither ------------------------------------------------
+# The piecewise rational approximations of FDLIBM's s_erf.c (Sun Microsystems, 1993: "Developed
+# at SunPro, a Sun Microsystems, Inc. business. Permission to use, copy, modify, and distribute
+# this software is freely granted, provided that this notice is preserved."), accurate to about
+# one ulp in float64, evaluated for every element with each piece's input clamped into its
+# interval and the piece chosen by `where` (no branch per element, no overflow in an unused
+# piece). Coefficients as in s_erf.c; erx is erf(1) cut to 24 bits, so 1 - erx is exact.
+
+_ERX = 8.45062911510467529297e-01
+# erf(x) = x + x * PP(x^2) / QQ(x^2) for |x| < 0.84375
+_PP = (
+    1.28379167095512558561e-01,
+    -3.25042107247001499370e-01,
+    -2.84817495755985104766e-02,
+    -5.77027029648944159157e-03,
+    -2.37630166566501626084e-05,
+)
+_QQ = (
+    1.0,
+    3.97917223959155352819e-01,
+    6.50222499887672944485e-02,
+    5.08130628187576562776e-03,
+    1.32494738004321644526e-04,
+    -3.96022827877536812320e-06,
+)
+# erf(a) = erx + PA(a - 1) / QA(a - 1) for 0.84375 <= a < 1.25
+_PA = (
+    -2.36211856075265944077e-03,
+    4.14856118683748331666e-01,
+    -3.72207876035701323847e-01,
+    3.18346619901161753674e-01,
+    -1.10894694282396677476e-01,
+    3.54783043256182359371e-02,
+    -2.16637559486879084300e-03,
+)
+_QA = (
+    1.0,
+    1.06420880400844228286e-01,
+    5.40397917702171048937e-01,
+    7.18286544141962662868e-02,
+    1.26171219808761642112e-01,
+    1.36370839120290507362e-02,
+    1.19844998467991074170e-02,
+)
+# erfc(a) = exp(-a^2 - 0.5625 + R(1/a^2) / S(1/a^2)) / a for 1.25 <= a < 1/0.35 ...
+_RA = (
+    -9.86494403484714822705e-03,
+    -6.93858572707181764372e-01,
+    -1.05586262253232909814e01,
+    -6.23753324503260060396e01,
+    -1.62396669462573470355e02,
+    -1.84605092906711035994e02,
+    -8.12874355063065934246e01,
+    -9.81432934416914548592e00,
+)
+_SA = (
+    1.0,
+    1.96512716674392571292e01,
+    1.37657754143519042600e02,
+    4.34565877475229228821e02,
+    6.45387271733267880336e02,
+    4.29008140027567833386e02,
+    1.08635005541779435134e02,
+    6.57024977031928170135e00,
+    -6.04244152148580987438e-02,
+)
+# ... and for 1/0.35 <= a < 28 (erfc(28) is below the smallest float64)
+_RB = (
+    -9.86494292470009928597e-03,
+    -7.99283237680523006574e-01,
+    -1.77579549177547519889e01,
+    -1.60636384855821916062e02,
+    -6.37566443368389627722e02,
+    -1.02509513161107724954e03,
+    -4.83519191608651397019e02,
+)
+_SB = (
+    1.0,
+    3.03380607434824582924e01,
+    3.25792512996573918826e02,
+    1.53672958608443695994e03,
+    3.19985821950859553908e03,
+    2.55305040643316442583e03,
+    4.74528541206955367215e02,
+    -2.24409524465858183362e01,
+)
+_SMALL, _NEAR_ONE, _TAIL_SPLIT, _TAIL_END = 0.84375, 1.25, 1 / 0.35, 28.0
+
+
+def _polynomial(z: Array, coefficients: tuple[float, ...]) -> Array:
+    """c0 + c1 z + c2 z^2 + ... by Horner's rule."""
+    acc = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        acc = acc * z + c
+    return acc
+
+
+def _erf_small_ratio(x: Array) -> Array:
+    """erf(x) / x - 1 for |x| < 0.84375."""
+    z = x * x
+    return _polynomial(z, _PP) / _polynomial(z, _QQ)
+
+
+def _erf_near_one(a: Array) -> Array:
+    """erf(a) - erx for 0.84375 <= a < 1.25."""
+    s = a - 1.0
+    return _polynomial(s, _PA) / _polynomial(s, _QA)
+
+
+def _high_part(a: Array, xp: ModuleType) -> Array:
+    """a rounded to (p - 1) // 2 significand bits, p its dtype's (Veltkamp's split, the
+    array-API stand-in for s_erf.c's zeroed low word): for a <= 28, z * z + 0.5625 is exact."""
+    p = round(-math.log2(float(xp.finfo(a.dtype).eps))) + 1  # 53 for float64, 24 for float32
+    c = a * (2.0 ** (p - (p - 1) // 2) + 1.0)
+    return c - (c - a)
+
+
+def _erfc_tail(a: Array, xp: ModuleType) -> Array:
+    """erfc(a) for 1.25 <= a <= 28, with exp(-a^2) as exp(-z^2) * exp((z - a)(z + a)) for z the
+    high part of a, so the rounding of a^2 does not grow with a^2."""
+    s = 1.0 / (a * a)
+    ratio = xp.where(
+        a < _TAIL_SPLIT,
+        _polynomial(s, _RA) / _polynomial(s, _SA),
+        _polynomial(s, _RB) / _polynomial(s, _SB),
+    )
+    z = _high_part(a, xp)
+    return xp.exp(-z * z - 0.5625) * xp.exp((z - a) * (z + a) + ratio) / a
+
+
+def erf(x: Array, xp: ModuleType) -> Array:
+    """The error function, to about one ulp (FDLIBM's approximations, above); NaN stays NaN."""
+    a = xp.abs(x)
+    small = xp.clip(x, -_SMALL, _SMALL)
+    near = _ERX + _erf_near_one(xp.clip(a, _SMALL, _NEAR_ONE))
+    far = 1.0 - _erfc_tail(xp.clip(a, _NEAR_ONE, 6.0), xp)  # 1 - erfc(6) rounds to 1
+    large = xp.copysign(xp.where(a < _NEAR_ONE, near, far), x)
+    return xp.where(a < _SMALL, small + small * _erf_small_ratio(small), large)
+
+
+def erfc(x: Array, xp: ModuleType) -> Array:
+    """1 - erf(x) without the cancellation: to about one ulp relative, the upper tail down to
+    the smallest float (FDLIBM's approximations, above); NaN stays NaN."""
+    a = xp.abs(x)
+    s = xp.clip(x, -_SMALL, _SMALL)
+    sy = s * _erf_small_ratio(s)
+    small = xp.where(x < 0.25, 1.0 - (s + sy), 0.5 - (s - 0.5 + sy))
+    d = _erf_near_one(xp.clip(a, _SMALL, _NEAR_ONE))
+    near = xp.where(x > 0, (1.0 - _ERX) - d, (1.0 + _ERX) + d)
+    tail = _erfc_tail(xp.clip(a, _NEAR_ONE, _TAIL_END), xp)
+    far = xp.where(x > 0, tail, 2.0 - tail)
+    return xp.where(a < _SMALL, small, xp.where(a < _NEAR_ONE, near, far))
 
 
 def log_softmax(z: Array, xp: ModuleType) -> Array:

@@ -1,9 +1,10 @@
 """PyTorch versions of the ops in `generic`: one fused kernel where PyTorch has one.
 
-`torch.sigmoid` and the `aten` backward kernels PyTorch's own autograd calls, `addmm` for the
-bias add, and the in-place `add_`/`addcmul_`/`addcdiv_` updates of `torch.optim`. Each returns
-what its generic twin returns, to rounding (tested against it); an `_inplace` op may
-overwrite its input, which its caller promises not to read again.
+`torch.sigmoid`, `silu`, `softplus`, `leaky_relu`, `torch.special.erf`/`erfc` (GELU is
+generic's formula around erfc), the `aten` backward kernels PyTorch's own autograd calls,
+`addmm` for the bias add, and the in-place `add_`/`addcmul_`/`addcdiv_` updates of
+`torch.optim`. Each returns what its generic twin returns, to rounding (tested against it); an
+`_inplace` op may overwrite its input, which its caller promises not to read again.
 
 For small nets on a GPU, where kernel launches dominate, `capture(step, net, optimizer)`
 records a whole training step in a CUDA graph and returns a function that replays it.
@@ -11,17 +12,26 @@ records a whole training step in a CUDA graph and returns a function that replay
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 import torch
 
+from . import generic
 from .generic import AdamScalars, seed_of
 
 __all__ = [
     "adam_update",
     "capture",
+    "erf",
+    "erfc",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "leaky_relu_inplace",
     "linear",
     "linear_backward",
     "linear_backward_into",
@@ -32,6 +42,10 @@ __all__ = [
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_inplace",
+    "silu",
+    "silu_backward",
+    "softplus",
+    "softplus_backward",
     "sse",
     "tanh_backward",
     "tanh_inplace",
@@ -79,6 +93,73 @@ def relu_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     if grad.shape != y.shape or grad.dtype != y.dtype:
         return torch.where(y > 0, grad, 0.0)
     return _aten.threshold_backward(grad, y, 0)
+
+
+def _same(a: Array, b: Array) -> bool:
+    """One shape and dtype: what autograd's backward kernels take (else generic's formula)."""
+    return bool(a.shape == b.shape and a.dtype == b.dtype)
+
+
+def leaky_relu(x: Array, xp: ModuleType, *, slope: float) -> Array:
+    return torch.nn.functional.leaky_relu(x, slope)
+
+
+def leaky_relu_inplace(x: Array, xp: ModuleType, *, slope: float) -> Array:
+    return torch.nn.functional.leaky_relu_(x, slope)
+
+
+def leaky_relu_backward(t: Array, grad: Array, xp: ModuleType, *, slope: float) -> Array:
+    """grad where t > 0, else slope * grad, in autograd's kernel (told t is the input: the
+    same formula, and no refusal of a negative slope)."""
+    if not _same(t, grad):
+        return generic.leaky_relu_backward(t, grad, xp, slope=slope)
+    return _aten.leaky_relu_backward(grad, t, slope, False)
+
+
+def silu(x: Array, xp: ModuleType) -> Array:
+    return torch.nn.functional.silu(x)
+
+
+def silu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    if not _same(x, grad):
+        return generic.silu_backward(x, grad, xp)
+    return _aten.silu_backward(grad, x)
+
+
+def softplus(x: Array, xp: ModuleType) -> Array:
+    """torch's softplus with generic's beta = 1 and threshold = 20."""
+    return torch.nn.functional.softplus(x)
+
+
+def softplus_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    if not _same(x, grad):
+        return generic.softplus_backward(x, grad, xp)
+    return _aten.softplus_backward(grad, x, 1.0, 20.0)
+
+
+def erf(x: Array, xp: ModuleType) -> Array:
+    return torch.special.erf(x)
+
+
+def erfc(x: Array, xp: ModuleType) -> Array:
+    return torch.special.erfc(x)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def _normal_cdf(x: Array) -> Array:
+    """Phi(x) = erfc(-x / sqrt(2)) / 2, as generic.gelu takes it (torch's own gelu kernels
+    take 1 + erf(x / sqrt(2)), which loses the lower tail)."""
+    return torch.special.erfc(x * -_SQRT_HALF).mul_(0.5)
+
+
+def gelu(x: Array, xp: ModuleType) -> Array:
+    return generic.gelu_from_cdf(x, _normal_cdf(x))
+
+
+def gelu_backward(x: Array, grad: Array, xp: ModuleType) -> Array:
+    return generic.gelu_backward_from_cdf(x, _normal_cdf(x), grad, xp)
 
 
 def linear(x: Array, W: Array, b: Array | None, xp: ModuleType) -> Array:
