@@ -10,6 +10,7 @@ the host, keeps random state or updates statistics as a side effect runs eagerly
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -105,11 +106,26 @@ class CompiledEpochs:
         return steps * batch
 
 
+# net -> {what its compiled epochs were traced with: them}, so that fit called once per epoch
+# (as the CLI's callers and benchmarks do) compiles once, not once per call
+_MADE: weakref.WeakKeyDictionary[Sequential, dict[tuple[Any, ...], CompiledEpochs]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _traced_with(loss: Loss, optimizer: Optimizer, classify: bool) -> tuple[Any, ...]:
+    """What a trace bakes in: the loss's and optimizer's classes and the optimizer's
+    hyperparameters but its learning rate (which reaches the trace as a number per step)."""
+    settings = {k: v for k, v in optimizer.hyperparameters().items() if k != "lr"}
+    return type(loss), type(optimizer), repr(sorted(settings.items())), classify
+
+
 def compiled_epochs(
     net: Sequential, loss: Loss, optimizer: Optimizer, classify: bool
 ) -> CompiledEpochs | None:
-    """The compiled epochs for this net, loss and optimizer, or None where its library compiles
-    none or a class in it does not declare itself traceable."""
+    """The compiled epochs for this net, loss and optimizer (made once per net and kind of
+    loss and optimizer), or None where the net's library compiles none or a class in it does
+    not declare itself traceable."""
     compile_epoch = getattr(ops.ops_for(net.backend.xp), "compile_epoch", None)
     if compile_epoch is None:
         return None
@@ -117,4 +133,10 @@ def compiled_epochs(
         return None
     if not declares_traceable(optimizer, "update_rule"):
         return None
-    return CompiledEpochs(net, loss, optimizer, compile_epoch, classify)
+    made = _MADE.setdefault(net, {})
+    key = _traced_with(loss, optimizer, classify)
+    if key not in made:
+        made[key] = CompiledEpochs(net, loss, optimizer, compile_epoch, classify)
+    runner = made[key]
+    runner.loss, runner.optimizer = loss, optimizer  # this call's, with this call's state
+    return runner
