@@ -100,6 +100,8 @@ VALUES = {
     "--early-stopping": ["1", "3", "0", "x"],
     "--test-data": ["xor", "digits", "small.npz", "missing.csv", "in.npz"],
     "--log-every": ["1", "2", "0", "x"],
+    "--dropout": ["0", "0.5", "1", "x"],
+    "--norm": ["layer", "batch", "group"],
     "--lr": ["0.1", "1e30", "inf", "nan", "0", "-1", "x"],
     "--epochs": ["1", "2", "0", "-1", "1.5", "x"],
     "--batch-size": ["1", "3", "0", "x"],
@@ -116,7 +118,7 @@ VALUES = {
 OPTIONS = {
     "train": "--data --hidden --activation --loss --optimizer --lr --epochs --batch-size "
     "--val-fraction --seed --backend --device --dtype --weight-decay --clip-norm --lr-schedule "
-    "--warmup-epochs --early-stopping --test-data --log-every".split(),
+    "--warmup-epochs --early-stopping --test-data --log-every --dropout --norm".split(),
     "gradcheck": "--data --hidden --activation --loss --seed --backend --device --samples".split(),
     "vanishing": "--depths --width --activations --batch-size --seed --dtype --backend --device "
     "--data".split(),

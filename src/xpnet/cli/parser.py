@@ -10,7 +10,7 @@ from typing import Any
 
 from ..backend import BACKEND_NAMES, DTYPE_NAMES
 from ..losses import LOSSES
-from ..model import HIDDEN
+from ..model import HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
 from .errors import UsageError
@@ -129,6 +129,9 @@ def build_parser() -> Parser:
     _option(train, "warmup_epochs", type=_nonnegative_int, metavar="N")
     _option(train, "early_stopping", type=_positive(int), metavar="N")
     _option(train, "test_data", metavar="PATH")
+    _option(train, "dropout", type=_fraction, metavar="P")
+    _option(train, "norm", choices=[name for name in NORMS if name])
+    _option(train, "residual", action="store_true", default=None)
     train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
     train.add_argument(
         "--resume",
