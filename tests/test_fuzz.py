@@ -121,7 +121,7 @@ OPTIONS = {
     "--warmup-epochs --early-stopping --test-data --log-every --dropout --norm".split(),
     "gradcheck": "--data --hidden --activation --loss --seed --backend --device --samples".split(),
     "vanishing": "--depths --width --activations --batch-size --seed --dtype --backend --device "
-    "--data".split(),
+    "--data --norm --epochs".split(),
     "evaluate": ["--data", "--backend", "--device"],
     "predict": ["--backend", "--device"],
     "info": [],
@@ -130,7 +130,7 @@ OPTIONS = {
 SAFE = {
     "train": ["--data", "xor", "--epochs", "1", "--hidden", "2"],
     "gradcheck": ["--data", "xor", "--hidden", "2"],
-    "vanishing": ["--data", "xor", "--depths", "1,2", "--width", "2"],
+    "vanishing": ["--data", "xor", "--depths", "1,2", "--width", "2", "--epochs", "1"],
     "evaluate": [],
     "predict": [],
     "info": [],
