@@ -110,4 +110,3 @@ def plot_vanishing(
         trained.set_ylim(0, 1)
         trained.grid(alpha=0.3)
     _save(fig, path)
-
