@@ -201,7 +201,8 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
     np.savez(tmp_path / "in.npz", X=load_digits().X[:3])
     assert run(capsys, "predict", out, tmp_path / "in.npz", "-o", tmp_path / "p.npz")[0] == 0
     van = tmp_path / "van"
-    assert run(capsys, "vanishing", "--depths", "1,2", "--out", van, "--batch-size", "16")[0] == 0
+    argv = ["vanishing", "--depths", "1,2", "--out", van, "--batch-size", "16", "--epochs", "1"]
+    assert run(capsys, *argv)[0] == 0
     made = {p.name for d in (out, van) for p in d.iterdir()} | {"p.npz"}
     assert made == set(written)
     assert written.count("checkpoint.safetensors") == 2  # after each epoch
@@ -243,29 +244,68 @@ def test_predict_labels_one_output_by_threshold(capsys, tmp_path):
         np.testing.assert_allclose(result["outputs"][:, 0], 1 / (1 + np.exp([1.0, 0, -2, 0.01])))
 
 
-def test_vanishing_writes_json_table_and_plot(capsys, tmp_path):
-    status, out, _ = run(
-        capsys,
-        "vanishing",
-        "--depths",
-        "1,2,6",
-        "--width",
-        "16",
-        "--batch-size",
-        "64",
-        "--out",
-        tmp_path,
-    )
+CURED = ["sigmoid+layer", "sigmoid+residual", "sigmoid+layer+residual"]
+
+
+def test_vanishing_puts_the_cures_beside_the_disease(capsys, tmp_path):
+    """The table and vanishing.json give layer 1's gradient over the last layer's for plain
+    nets and the cured sigmoid nets at every depth, and the accuracy each reached in training."""
+    argv = ["vanishing", "--depths", "1,2,6", "--width", "16", "--batch-size", "64"]
+    status, out, _ = run(capsys, *argv, "--epochs", "3", "--out", tmp_path)
     assert status == 0
     results = json.loads((tmp_path / "vanishing.json").read_text())
-    assert list(results) == ["sigmoid", "tanh", "relu"]
-    for norms in results.values():
+    nets = ["sigmoid", "tanh", "relu", *CURED]
+    assert list(results["gradients"]) == list(results["accuracy"]) == nets
+    for norms in results["gradients"].values():
         assert {d: len(v) for d, v in norms.items()} == {"1": 1, "2": 2, "6": 6}
     assert (tmp_path / "vanishing.png").read_bytes().startswith(PNG)
-    sigmoid = results["sigmoid"]["6"][0] / results["sigmoid"]["1"][0]
-    assert sigmoid < 0.05  # five sigmoid layers: at most 1/4 each, times the weights
-    (ratios,) = [line.split()[2:] for line in out.splitlines() if line.startswith("ratio 6/1")]
-    assert float(ratios[0]) == pytest.approx(sigmoid, rel=1e-2)  # the table's sigmoid column
+    ratios = results["first_over_last"]
+    for net, norms in results["gradients"].items():
+        assert ratios[net] == {d: pytest.approx(v[0] / v[-1], rel=1e-12) for d, v in norms.items()}
+    # five sigmoid layers: at most 1/4 each, times the weights; the skip paths keep it
+    assert ratios["sigmoid"]["6"] < 0.01 < 0.1 < ratios["sigmoid+layer+residual"]["6"]
+    lines = out.splitlines()
+    assert lines[1].split() == ["depth", *nets]
+    (row,) = [line.split()[1:] for line in lines if line.startswith("6 ")]
+    assert [float(c) for c in row] == [pytest.approx(ratios[n]["6"], rel=1e-2) for n in nets]
+    training = results["training"]
+    assert training == {
+        "depth": 6,
+        "epochs": 3,
+        "optimizer": "adam",
+        "lr": 0.001,
+        "batch_size": 32,
+        "train_samples": 1438,
+        "test_samples": 359,
+    }
+    accuracy = results["accuracy"]
+    assert all(len(per_epoch) == 3 for per_epoch in accuracy.values())
+    (row,) = [line.split()[1::2] for line in lines if line.startswith("accuracy ")]
+    assert row == [f"{100 * accuracy[n][-1]:.0f}" for n in nets]
+    assert accuracy["sigmoid"][-1] < 0.2 < 0.5 < accuracy["sigmoid+layer+residual"][-1]
+
+
+def test_vanishing_cures_follow_norm_and_residual(capsys, tmp_path):
+    """--norm batch cures with BatchNorm; --norm none --no-residual --epochs 0 is the plain
+    study, with no training."""
+    argv = ["vanishing", "--data", "xor", "--depths", "1,3", "--width", "2", "--epochs", "1"]
+    assert (
+        run(capsys, *argv, "--activations", "tanh,relu", "--norm", "batch", "--out", tmp_path)[0]
+        == 0
+    )
+    results = json.loads((tmp_path / "vanishing.json").read_text())
+    assert list(results["accuracy"]) == [
+        "tanh",
+        "relu",
+        "tanh+batch",
+        "tanh+residual",
+        "tanh+batch+residual",
+    ]
+    argv[-1] = "0"
+    status, out, _ = run(capsys, *argv, "--norm", "none", "--no-residual", "--out", tmp_path)
+    results = json.loads((tmp_path / "vanishing.json").read_text())
+    assert status == 0 and list(results["gradients"]) == ["sigmoid", "tanh", "relu"]
+    assert "accuracy" not in results and "training" not in results and "accuracy" not in out
 
 
 def test_info_lists_backends_and_reasons(capsys):
@@ -682,10 +722,10 @@ def test_vanishing_with_a_zero_gradient_prints_n_a(capsys, tmp_path):
     """Found by the fuzzer: one xor sample can give layer 1 a zero gradient (ZeroDivisionError
     in the ratio row, and a matplotlib warning on the empty log axis)."""
     argv = ["vanishing", "--data", "xor", "--depths", "1,2", "--width", "2", "--dtype"]
-    argv += ["float32", "--batch-size", "1", "--seed", "7", "--out", tmp_path]
+    argv += ["float32", "--batch-size", "1", "--seed", "7", "--epochs", "0", "--out", tmp_path]
     status, out, err = run(capsys, *argv)
     assert (status, err) == (0, "")
-    assert out.splitlines()[-2].split() == ["ratio", "2/1", "n/a", "n/a", "n/a"]
+    assert out.splitlines()[-3].split() == ["1", *["n/a"] * 6]  # 0 / 0: layer 1 is the last
 
 
 def test_a_checkpoint_without_optimizer_state_does_not_resume(capsys, tmp_path):

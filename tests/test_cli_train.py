@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -268,3 +269,119 @@ def test_an_idx_directory_tests_on_its_own_t10k_part(capsys, tmp_path):
     xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=2)
     status, out, _ = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "3", "--quiet")
     assert status == 0 and "/ 15 test samples (X stored" in out  # 20 % of 80, stratified
+
+
+# -- dropout, normalization and residual blocks (issue 22) ---------------------------------------
+CURES = ["--dropout", "0.2", "--norm", "batch", "--residual"]
+
+
+def cures_args(small, epochs):
+    argv = ["train", "--data", small, "--hidden", "8,8", "--dtype", "float64", "--quiet"]
+    return [*argv, "--backend", "numpy", "--val-fraction", "0", "--epochs", str(epochs)]
+
+
+def test_dropout_norm_and_residual_train_the_net_the_library_builds(capsys, small, tmp_path):
+    """The run trains MLP(dropout=0.2, norm="batch", residual=True) as xpnet.fit does on the
+    same split (dropout masks and batch statistics included), and saves the three options."""
+    assert run(capsys, *cures_args(small, 3), *CURES, "--out", tmp_path / "r")[0] == 0
+    options = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    assert (options["dropout"], options["norm"], options["residual"]) == (0.2, "batch", True)
+    train, _ = train_test_split(load_dataset(str(small)), 0.2, 0)
+    blocks = {"dropout": 0.2, "norm": "batch", "residual": True}
+    net = xpnet.MLP([64, 8, 8, 10], output="identity", dtype="float64", seed=0, **blocks)
+    optimizer = xpnet.Adam(lr=0.01)
+    xpnet.fit(net, train.X, train.y, loss="softmax_ce", optimizer=optimizer, epochs=3)
+    got = xpnet.load(tmp_path / "r", backend="numpy")
+    assert got.config() == net.config()
+    expected = net.state_dict()
+    assert got.state_dict().keys() == expected.keys() and "running_mean2" in expected
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got.state_dict()[name], value, err_msg=name)
+    # without dropout the weights differ: the option reached the net
+    assert run(capsys, *cures_args(small, 3), *CURES[2:], "--out", tmp_path / "p")[0] == 0
+    other = xpnet.load(tmp_path / "p", backend="numpy").state_dict()
+    assert not np.allclose(other["W1"], expected["W1"])
+
+
+def test_a_run_with_dropout_and_batch_norm_resumes_exactly(capsys, small, tmp_path):
+    """Two epochs and a third resumed equal three straight: the same dropout masks, and the
+    running statistics saved and restored."""
+    argv = [*cures_args(small, 3), *CURES]
+    assert run(capsys, *argv, "--out", tmp_path / "whole")[0] == 0
+    assert run(capsys, *cures_args(small, 2), *CURES, "--out", tmp_path / "r")[0] == 0
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "3")[0] == 0
+    a = xpnet.load(tmp_path / "whole", backend="numpy").state_dict()
+    b = xpnet.load(tmp_path / "r", backend="numpy").state_dict()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_run_saved_before_the_cures_resumes_as_a_plain_mlp(capsys, small, tmp_path):
+    """A run whose options lack dropout, norm and residual resumes as the plain MLP it was."""
+    argv = cures_args(small, 2)
+    assert run(capsys, *argv, "--out", tmp_path / "whole")[0] == 0
+    assert run(capsys, *cures_args(small, 1), "--out", tmp_path / "r")[0] == 0
+    ck = xpnet.load_checkpoint(tmp_path / "r")
+    old = dict(ck.metadata["options"])
+    del old["dropout"], old["norm"], old["residual"]
+    xpnet.save(
+        ck.net,
+        tmp_path / "r",
+        {"options": old},
+        optimizer=ck.optimizer,
+        epoch=1,
+        seed=0,
+        history=ck.history,
+        classes=ck.classes,
+    )
+    resume = ["train", "--resume", tmp_path / "r", "--epochs", "2", "--quiet"]
+    assert run(capsys, *resume) == (0, mock.ANY, "")
+    options = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    assert (options["dropout"], options["norm"], options["residual"]) == (0.0, None, False)
+    a = xpnet.load(tmp_path / "whole", backend="numpy").state_dict()
+    b = xpnet.load(tmp_path / "r", backend="numpy").state_dict()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("option", [["--dropout", "0.1"], ["--norm", "layer"], ["--residual"]])
+def test_the_blocks_cannot_change_on_resume(capsys, small, tmp_path, option):
+    assert run(capsys, *cures_args(small, 1), "--out", tmp_path / "r")[0] == 0
+    status, _, err = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2", *option)
+    assert status == 2 and f"{option[0]} cannot change when resuming" in err
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "x"])
+def test_a_dropout_outside_0_to_1_is_refused(capsys, small, value):
+    status, _, err = run(capsys, "train", "--data", small, "--dropout", value)
+    assert status == 2 and "argument --dropout: expected a fraction from 0 to below 1" in err
+
+
+class _Rank0Of2:
+    """Rank 0 of a group of 2, whose abort exits as MPI_Abort would."""
+
+    rank, size = 0, 2
+
+    def abort(self, code):
+        raise SystemExit(code)
+
+    def barrier(self):
+        pass
+
+
+def test_batch_norm_in_data_parallel_training_is_refused_up_front(
+    capsys, small, tmp_path, monkeypatch
+):
+    """`mpiexec -n 2 xpnet train --norm batch`: one line, exit 2, before the run directory is
+    made (fit would refuse the batch statistics too, but only once training starts)."""
+    monkeypatch.setattr(xpnet.cli.parallel, "_group", _Rank0Of2())
+    with pytest.raises(SystemExit) as ended:
+        run(capsys, *cures_args(small, 1), "--norm", "batch", "--out", tmp_path / "r")
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "xpnet train: error (rank 0 of 2): --norm batch keeps batch statistics, which would "
+        "differ from process to process in data-parallel training (2 processes); use --norm "
+        "layer, or train in one process\n"
+    )
+    assert not (tmp_path / "r").exists()

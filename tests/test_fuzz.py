@@ -100,6 +100,8 @@ VALUES = {
     "--early-stopping": ["1", "3", "0", "x"],
     "--test-data": ["xor", "digits", "small.npz", "missing.csv", "in.npz"],
     "--log-every": ["1", "2", "0", "x"],
+    "--dropout": ["0", "0.5", "1", "x"],
+    "--norm": ["layer", "batch", "group"],
     "--lr": ["0.1", "1e30", "inf", "nan", "0", "-1", "x"],
     "--epochs": ["1", "2", "0", "-1", "1.5", "x"],
     "--batch-size": ["1", "3", "0", "x"],
@@ -116,10 +118,10 @@ VALUES = {
 OPTIONS = {
     "train": "--data --hidden --activation --loss --optimizer --lr --epochs --batch-size "
     "--val-fraction --seed --backend --device --dtype --weight-decay --clip-norm --lr-schedule "
-    "--warmup-epochs --early-stopping --test-data --log-every".split(),
+    "--warmup-epochs --early-stopping --test-data --log-every --dropout --norm".split(),
     "gradcheck": "--data --hidden --activation --loss --seed --backend --device --samples".split(),
     "vanishing": "--depths --width --activations --batch-size --seed --dtype --backend --device "
-    "--data".split(),
+    "--data --norm --epochs".split(),
     "evaluate": ["--data", "--backend", "--device"],
     "predict": ["--backend", "--device"],
     "info": [],
@@ -128,7 +130,7 @@ OPTIONS = {
 SAFE = {
     "train": ["--data", "xor", "--epochs", "1", "--hidden", "2"],
     "gradcheck": ["--data", "xor", "--hidden", "2"],
-    "vanishing": ["--data", "xor", "--depths", "1,2", "--width", "2"],
+    "vanishing": ["--data", "xor", "--depths", "1,2", "--width", "2", "--epochs", "1"],
     "evaluate": [],
     "predict": [],
     "info": [],

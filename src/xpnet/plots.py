@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .diagnostics import first_over_last
 from .files import write_atomic
 
 __all__ = ["INSTALL_HINT", "plot_curves", "plot_vanishing"]
@@ -66,29 +67,46 @@ def plot_curves(records: Sequence[Mapping[str, float]], path: str | os.PathLike)
 
 
 def plot_vanishing(
-    results: Mapping[str, Mapping[str, Sequence[float]]], path: str | os.PathLike
+    results: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | os.PathLike,
+    accuracy: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
-    """Left: layer 1's weight-gradient norm against depth, one line per activation, with the
-    factor 1/4 per sigmoid layer drawn dashed for reference. Right: every layer's norm in the
-    deepest net. Log scale; saved as a PNG at `path`."""
-    fig, (by_depth, by_layer) = _figure(2)
+    """The disease and its cures, one line (and colour) per net in every panel. Left: layer
+    1's weight-gradient norm over the last layer's against depth, with the factor 1/4 per
+    sigmoid layer drawn dashed for reference. Middle: every layer's norm in the deepest net.
+    Right (given `accuracy`, {net: held-out accuracy per epoch}): the accuracy each net reaches
+    epoch by epoch. `results` is `vanishing_study`'s. Log scale for the norms; saved as a PNG
+    at `path`."""
+    fig, axes = _figure(2 if accuracy is None else 3)
+    by_depth, by_layer = axes[:2]
     depths = sorted({int(d) for norms in results.values() for d in norms})
-    for activation, norms in results.items():
-        by_depth.plot(depths, [norms[str(d)][0] for d in depths], "o-", label=activation)
+    for net, norms in results.items():
+        ratios = [first_over_last(norms[str(d)]) for d in depths]
+        by_depth.plot(depths, ratios, "o-", label=net)
         deepest = norms[str(depths[-1])]
-        by_layer.plot(range(1, len(deepest) + 1), deepest, "o-", label=activation)
-    if "sigmoid" in results:
-        first = results["sigmoid"][str(depths[0])][0]
-        quarter = [first * 0.25 ** (d - depths[0]) for d in depths]
-        by_depth.plot(depths, quarter, "k--", lw=1, label="x 1/4 per layer")
-    by_depth.set_title("layer 1's gradient in a fresh net")
+        by_layer.plot(range(1, len(deepest) + 1), deepest, "o-", label=net)
+    if any(net.split("+")[0] == "sigmoid" for net in results):
+        quarter = [0.25 ** (d - 1) for d in depths]
+        (dashed,) = by_depth.plot(depths, quarter, "k--", lw=1, label="x 1/4 per layer")
+        by_depth.legend(handles=[dashed], fontsize="small")
+    by_depth.set_title("layer 1's gradient / the last layer's, fresh nets")
     by_depth.set_xlabel("depth (weight layers)")
+    by_depth.set_ylabel("ratio of ||dL/dW||")
     by_layer.set_title(f"each layer's gradient at depth {depths[-1]}")
     by_layer.set_xlabel("layer (1 = input side)")
+    by_layer.set_ylabel("||dL/dW||")
     for ax in (by_depth, by_layer):
         with _quiet_log_scale():
             ax.set_yscale("log")
-        ax.set_ylabel("||dL/dW||")
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
+    by_layer.legend(fontsize="small")
+    if accuracy is not None:
+        trained = axes[2]
+        for net, per_epoch in accuracy.items():
+            trained.plot(range(1, len(per_epoch) + 1), per_epoch, "o-", ms=3, label=net)
+        trained.set_title(f"held-out accuracy at depth {depths[-1]}")
+        trained.set_xlabel("epoch")
+        trained.set_ylabel("accuracy")
+        trained.set_ylim(0, 1)
+        trained.grid(alpha=0.3)
     _save(fig, path)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .backend import Backend, BackendError, asarray, check_placement, dtype_name, get_backend
-from .layers import Activation, Layer, layer_config
+from .layers import Activation, Layer, Linear, layer_config
 from .layers.sequence import (
     Plan,
     backward_through,
@@ -314,11 +314,13 @@ class Sequential:
         return net
 
     def describe(self) -> str:
-        """The widths into the net and out of each layer with parameters (and of the net),
+        """The widths into the net and out of each layer with a Linear in it (and of the net),
         e.g. "64 -> 32 -> 10"."""
         sizes = widths(self.layers)
         shown = [sizes[0]] + [
-            n for layer, n in zip(self.layers, sizes[1:], strict=True) if has_parameters(layer)
+            n
+            for layer, n in zip(self.layers, sizes[1:], strict=True)
+            if any(isinstance(leaf, Linear) for leaf in leaves([layer]))
         ]
         if shown[-1] != sizes[-1]:
             shown.append(sizes[-1])

@@ -41,8 +41,14 @@ def header(plan: TrainingPlan, group: Communicator, threads: int | None) -> str:
 
 
 def _kind(net: Sequential) -> str:
-    """What the net is: e.g. "sigmoid MLP" for an MLP, the class name of any other net."""
-    return f"{net.hidden} MLP" if isinstance(net, MLP) else type(net).__name__
+    """What the net is: e.g. "relu MLP with layer norm, dropout 0.2, residual blocks" for an
+    MLP, the class name of any other net."""
+    if not isinstance(net, MLP):
+        return type(net).__name__
+    blocks = [f"{net.norm} norm"] if net.norm else []
+    blocks += [f"dropout {net.dropout:g}"] if net.dropout else []
+    blocks += ["residual blocks"] if net.residual else []
+    return f"{net.hidden} MLP" + (f" with {', '.join(blocks)}" if blocks else "")
 
 
 def _training_note(options: TrainOptions) -> str:

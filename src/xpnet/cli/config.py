@@ -30,6 +30,7 @@ __all__ = [
     "build_net",
     "build_optimizer",
     "check_memory",
+    "check_processes",
     "check_same_data",
     "data_digest",
     "net_sizes",
@@ -81,7 +82,22 @@ def build_net(options: TrainOptions, data: Dataset, dtype: str) -> MLP:
         device=placement(options),
         dtype=dtype,
         seed=options.seed,
+        dropout=options.dropout,
+        norm=options.norm,
+        residual=options.residual,
     )
+
+
+def check_processes(options: TrainOptions, processes: int) -> None:
+    """Refuse, before anything is trained or written, a net that data-parallel training cannot
+    train (`fit` refuses it too, but only once the run directory exists): BatchNorm's batch
+    statistics would differ from rank to rank."""
+    if processes > 1 and options.norm == "batch":
+        raise UsageError(
+            f"--norm batch keeps batch statistics, which would differ from process to process "
+            f"in data-parallel training ({processes} processes); use --norm layer, or train in "
+            "one process"
+        )
 
 
 def net_sizes(options: TrainOptions, data: Dataset) -> list[int]:

@@ -140,6 +140,28 @@ class TrainOptions:
         shown="a fixed 20 %% of --data",
         absent=None,
     )
+    # absent below: before the cures for vanishing gradients (issue 22) every hidden layer was
+    # Linear -> activation
+    dropout: float = _option(
+        0.0,
+        "in training, zero each hidden unit with probability P (and scale the rest by "
+        "1/(1-P)); evaluation keeps every unit",
+        absent=0.0,
+    )
+    norm: str | None = _option(
+        None,
+        "normalize each hidden layer's pre-activations: layer (LayerNorm, per sample) or batch "
+        "(BatchNorm, per batch; one process only)",
+        shown="none",
+        absent=None,
+    )
+    residual: bool = _option(
+        False,
+        "hidden layers of equal widths become residual blocks x + Linear(activation(x)), whose "
+        "skip path carries the gradient down a deep net",
+        shown="off",
+        absent=False,
+    )
     # the SHA-256 of the data (None: built in), so that --resume can tell that it changed;
     # absent, nothing is checked
     data_sha256: str | None = _recorded(None, absent=None)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..backend import BACKEND_NAMES, DTYPE_NAMES
 from ..losses import LOSSES
-from ..model import CLASSIC_HIDDEN, HIDDEN
+from ..model import CLASSIC_HIDDEN, HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
 from .errors import UsageError
@@ -129,6 +129,9 @@ def build_parser() -> Parser:
     _option(train, "warmup_epochs", type=_nonnegative_int, metavar="N")
     _option(train, "early_stopping", type=_positive(int), metavar="N")
     _option(train, "test_data", metavar="PATH")
+    _option(train, "dropout", type=_fraction, metavar="P")
+    _option(train, "norm", choices=[name for name in NORMS if name])
+    _option(train, "residual", action="store_true", default=None)
     train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
     train.add_argument(
         "--resume",
@@ -159,14 +162,37 @@ def build_parser() -> Parser:
     pr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.npz")
     _placement_options(pr)
 
-    va = commands.add_parser("vanishing", help="per-layer gradient norms of fresh nets by depth")
+    va = commands.add_parser(
+        "vanishing",
+        help="vanishing gradients and their cures: gradient norms by depth, accuracy reached",
+    )
     va.set_defaults(run=cmd_vanishing)
     va.add_argument("--depths", type=_int_list, default=list(range(1, 11)), help="default: 1..10")
     va.add_argument(
         "--activations",
         type=_name_list(HIDDEN),
         default=list(CLASSIC_HIDDEN),
-        help=f"any of {','.join(HIDDEN)}; default: {','.join(CLASSIC_HIDDEN)}",
+        help=f"any of {','.join(HIDDEN)}: a plain net of each; the first also with the cures; "
+        f"default: {','.join(CLASSIC_HIDDEN)}",
+    )
+    va.add_argument(
+        "--norm",
+        choices=[*(name for name in NORMS if name), "none"],
+        default="layer",
+        help="the normalization the cures use; default: %(default)s",
+    )
+    va.add_argument(
+        "--residual",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="whether the cures include residual blocks (alone and with --norm); default: on",
+    )
+    va.add_argument(
+        "--epochs",
+        type=_nonnegative_int,
+        default=10,
+        help="train every net at the deepest depth this long and report its held-out "
+        "accuracy (0: no training); default: %(default)s",
     )
     va.add_argument(
         "--width", type=_positive(int), default=32, help="hidden units; default: %(default)s"

@@ -22,6 +22,7 @@ from .config import (
     build_net,
     build_optimizer,
     check_memory,
+    check_processes,
     check_same_data,
     data_digest,
     net_sizes,
@@ -61,6 +62,7 @@ class TrainingPlan:
         """A new run from the command line: the data loaded and split (its digests recorded),
         the net's memory checked, then a fresh net and optimizer."""
         options = TrainOptions.from_args(args)
+        check_processes(options, group.size)
         if args.out is not None and (args.out / FILENAME).exists():
             raise UsageError(
                 f"{args.out} already holds a run; continue it with --resume {args.out} "
@@ -105,6 +107,7 @@ class TrainingPlan:
         by the checkpoint's classes, as the run coded them)."""
         run: Path = args.resume
         options, ck = _saved_run(args)
+        check_processes(options, group.size)
         data = _load(options.data, ck.classes, args.quiet, group)
         check_same_data(data, options.data, options.data_sha256, run, "resume")
         splits = split(data, options)

@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 from ..backend import BACKEND_NAMES, Backend, asarray, backend_of, get_backend, to_numpy
 from ..model import MLP
 from ..optim import Optimizer
+from ..sequential import in_mode
 from ._data import Data, forward_all
 from .lbfgs import LbfgsSettings, fit_lbfgs
 from .losses import LOSSES, SklearnLoss, activate
@@ -99,6 +100,7 @@ class BaseMLP(BaseEstimator):
         "backend": [None, StrOptions({"auto", *BACKEND_NAMES})],
         "device": "no_validation",
         "dtype": [None, StrOptions({"float32", "float64"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     # set by the subclasses' __init__ (whose signatures are scikit-learn's, plus xpnet's)
@@ -129,6 +131,7 @@ class BaseMLP(BaseEstimator):
     backend: str | None
     device: Any
     dtype: str | None
+    dropout: float
 
     # -- what the subclasses define -----------------------------------------------------
     def _validate_input(
@@ -147,6 +150,10 @@ class BaseMLP(BaseEstimator):
 
     def _strata(self, T: Array) -> np.ndarray | None:
         """Labels to stratify the early-stopping split by (single-output classifiers)."""
+        return None
+
+    def _class_weights(self, y: Array, incremental: bool) -> np.ndarray | None:
+        """Each sample's class weight (host, float64), or None: every class weighs 1."""
         return None
 
     # -- fitting ------------------------------------------------------------------------
@@ -175,15 +182,46 @@ class BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, T = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = follow(_check_sample_weight(sample_weight, X), X)
+        sample_weight = self._weights(X, y, sample_weight, incremental)
         xp, _ = get_namespace(T)
         T = xp.reshape(T, (T.shape[0], -1))
         self.n_outputs_ = int(T.shape[1])
         rng = check_random_state(self.random_state)
+        if self.dropout and self.solver not in STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"dropout={self.dropout} needs a stochastic solver ('sgd' or 'adam'): the "
+                f"'{self.solver}' solver's line search needs the same objective at every step"
+            )
         if first_pass:
             self._initialize(X, [int(X.shape[1]), *map(int, hidden), self.n_outputs_], rng)
-        data = Data(self._sync_net(), X, T, sample_weight)
+        with in_mode(self._sync_net(), True):
+            self._solve(X, T, sample_weight, incremental, rng)
+        self._attach(self._net)  # a packed net (JAX) holds new arrays after training
+        self._check_finite()
+        return self
+
+    def _weights(
+        self, X: Array, y: Array, sample_weight: Array | None, incremental: bool
+    ) -> Array | None:
+        """The samples' weights in X's library and device: `sample_weight` times the class
+        weights (the classifier's `class_weight`, as scikit-learn's estimators apply it);
+        None when neither is given."""
+        classes = self._class_weights(y, incremental)
+        if classes is not None and sample_weight is not None:
+            classes = classes * to_numpy(_check_sample_weight(sample_weight, X))
+        weights = sample_weight if classes is None else classes
+        return None if weights is None else follow(_check_sample_weight(weights, X), X)
+
+    def _solve(
+        self,
+        X: Array,
+        T: Array,
+        sample_weight: Array | None,
+        incremental: bool,
+        rng: np.random.RandomState,
+    ) -> None:
+        """Train the net (in training mode) with the solver: epochs of batches, or L-BFGS."""
+        data = Data(self._net, X, T, sample_weight)
         if self.solver in STOCHASTIC_SOLVERS:
             if not incremental or not hasattr(self, "_optimizer"):
                 self._optimizer = self._make_optimizer()
@@ -204,9 +242,6 @@ class BaseMLP(BaseEstimator):
         else:
             result = fit_lbfgs(self._net, self._make_loss(), data, self._lbfgs_settings())
             self.n_iter_, self.loss_ = result.n_iter, result.loss
-        self._attach(self._net)  # a packed net (JAX) holds new arrays after training
-        self._check_finite()
-        return self
 
     def _initialize(self, X: Array, layer_units: list[int], rng: np.random.RandomState) -> None:
         """A fresh net with scikit-learn's initial weights (for each layer, W then b drawn
@@ -224,6 +259,7 @@ class BaseMLP(BaseEstimator):
             output="identity",
             backend=backend,
             dtype=self.dtype or ("float32" if float32 else "float64"),
+            dropout=self.dropout,
         )
         factor = 2.0 if self.activation == "logistic" else 6.0
         for linear in net.linears:
@@ -231,6 +267,8 @@ class BaseMLP(BaseEstimator):
             for key in ("W", "b"):
                 shape = linear.parameter_shapes()[key]
                 linear.set_parameter(key, asarray(rng.uniform(-bound, bound, shape), like=net))
+        if self.dropout:  # masks from random_state too (no draw without dropout, as sklearn)
+            net.reseed((int(rng.randint(np.iinfo(np.int32).max)),))
         self._attach(net)
         if self.solver in STOCHASTIC_SOLVERS:
             self._keep(Record.fresh(self.early_stopping, net.state_dict()))
@@ -340,7 +378,8 @@ class BaseMLP(BaseEstimator):
         """scikit-learn's outputs for X (the net's, then `out_activation_`), on the net's
         device."""
         net = self._sync_net()
-        return activate(self.out_activation_, forward_all(net, X), net.backend.xp)
+        with in_mode(net, False):  # dropout off
+            return activate(self.out_activation_, forward_all(net, X), net.backend.xp)
 
     @property
     def _first_coef(self) -> Array:
@@ -366,7 +405,7 @@ class BaseMLP(BaseEstimator):
         into the net, rebuilt when its sizes or hidden activation no longer match."""
         net = getattr(self, "_net", None)
         layers = [*self.coefs_, *self.intercepts_]
-        if net is not None and net.hidden == HIDDEN[self.activation]:
+        if net is not None and self._matches(net):
             live = [*(linear.W for linear in net.linears), *(linear.b for linear in net.linears)]
             if len(live) == len(layers) and all(a is b for a, b in zip(live, layers, strict=True)):
                 return net
@@ -382,13 +421,14 @@ class BaseMLP(BaseEstimator):
         first = self.coefs_[0]
         first = first if hasattr(first, "shape") else np.asarray(first, dtype=np.float64)
         sizes = [int(first.shape[0]), *(int(np.shape(W)[1]) for W in self.coefs_)]
-        if net is None or net.sizes != sizes or net.hidden != HIDDEN[self.activation]:
+        if net is None or net.sizes != sizes or not self._matches(net):
             net = MLP(
                 sizes,
                 hidden=HIDDEN[self.activation],
                 output="identity",
                 backend=backend_of(first),
                 dtype="float32" if "float32" in str(first.dtype) else "float64",
+                dropout=self.dropout,
             )
         pairs = zip(net.linears, self.coefs_, self.intercepts_, strict=True)
         net.load_state_dict(
@@ -400,6 +440,10 @@ class BaseMLP(BaseEstimator):
         )
         self._attach(net)
         return net
+
+    def _matches(self, net: MLP) -> bool:
+        """Whether `net` has the hidden activation and dropout the parameters ask for."""
+        return net.hidden == HIDDEN[self.activation] and net.dropout == self.dropout
 
     # -- pickling: the net holds module references, so it is rebuilt from coefs_ ------------
     def __getstate__(self) -> dict[str, Any]:

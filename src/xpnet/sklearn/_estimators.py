@@ -10,6 +10,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d
@@ -38,9 +39,20 @@ _PARAMETERS_DOC = """
         The device on that backend (e.g. "cuda:1"); None: X's device, or the default one.
     dtype : {None, "float32", "float64"}, default=None
         None: float32 data trains in float32, anything else in float64.
+    dropout : float in [0, 1), default=0
+        An xpnet extension: in training ("sgd" and "adam"), zero each hidden unit with this
+        probability (inverted dropout, its masks drawn from random_state); prediction keeps
+        every unit. 0, the default, trains as scikit-learn does.
 
     Sparse X (CSR or CSC) stays on the host and is densified one batch at a time on the
     net's device (all of it at once for "lbfgs", whose batch is the whole set).
+"""
+
+_CLASS_WEIGHT_DOC = """    class_weight : None, dict, list of dicts or "balanced", default=None
+        An xpnet extension, with the convention of scikit-learn's other classifiers: weights
+        {label: weight} (a list of such dicts for multilabel y), or "balanced" (n_samples /
+        (n_classes * bincount(y))); each sample's weight is multiplied by its class's, as
+        sample_weight. Not "balanced" in partial_fit, which sees one batch of y.
 """
 
 
@@ -57,7 +69,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     classes or multilabel targets: logistic outputs and binary cross-entropy. Labels may be
     anything scikit-learn accepts, strings too; `classes_` holds them in sorted order."""
 
-    __doc__ += _PARAMETERS_DOC
+    __doc__ += _PARAMETERS_DOC + _CLASS_WEIGHT_DOC
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
 
     loss = "log_loss"  # scikit-learn's classifier loss, not a parameter
 
@@ -90,6 +107,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         backend: str | None = None,
         device: Any = None,
         dtype: str | None = None,
+        dropout: float = 0.0,
+        class_weight: Any = None,
     ) -> None:
         _set_parameters(self, locals())
 
@@ -164,6 +183,22 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _out_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _class_weights(self, y: Array, incremental: bool) -> np.ndarray | None:
+        """scikit-learn's compute_sample_weight of `class_weight` for labels y, on the host."""
+        if self.class_weight is None:
+            return None
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: one call sees one "
+                "batch of y. Compute the weights from enough of y with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y) and pass them as class_weight={label: weight}."
+            )
+        labels = to_numpy(y) if hasattr(y, "shape") else np.asarray(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        return compute_sample_weight(self.class_weight, labels)
 
     def _strata(self, T: Array) -> np.ndarray | None:
         """The boolean target column of a binary problem, as scikit-learn stratifies by it
@@ -249,6 +284,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         backend: str | None = None,
         device: Any = None,
         dtype: str | None = None,
+        dropout: float = 0.0,
     ) -> None:
         _set_parameters(self, locals())
 
