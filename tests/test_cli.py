@@ -183,7 +183,8 @@ def test_evaluate_reports_the_test_split_or_given_data(capsys, trained_run, smal
 
 def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_path, monkeypatch):
     """train, predict and vanishing write each of their files through files.write_atomic
-    (temporary file, fsync, rename), never in place."""
+    (temporary file, fsync, rename), never in place (history.csv then gets one appended line
+    per epoch)."""
     written = []
 
     def recording(target, data):
@@ -191,20 +192,18 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
         real(target, data)
 
     real = xpnet.files.write_atomic
-    for module in ("xpnet.cli.runs", "xpnet.cli.evaluate", "xpnet.plots", "xpnet.checkpoint"):
+    for module in ("xpnet.cli.outputs", "xpnet.plots"):
         monkeypatch.setattr(f"{module}.write_atomic", recording)
     out = tmp_path / "run"
-    assert (
-        run(capsys, "train", "--data", small, "--epochs", "2", "--hidden", "8", "--out", out)[0]
-        == 0
-    )
+    argv = ["--data", small, "--epochs", "2", "--hidden", "8", "--out", out, "--save-every", 0]
+    assert run(capsys, "train", *argv)[0] == 0
     np.savez(tmp_path / "in.npz", X=load_digits().X[:3])
     assert run(capsys, "predict", out, tmp_path / "in.npz", "-o", tmp_path / "p.npz")[0] == 0
     van = tmp_path / "van"
     assert run(capsys, "vanishing", "--depths", "1,2", "--out", van, "--batch-size", "16")[0] == 0
     made = {p.name for d in (out, van) for p in d.iterdir()} | {"p.npz"}
     assert made == set(written)
-    assert written.count("checkpoint.safetensors") == 2  # after each epoch
+    assert written.count("checkpoint.safetensors") == 2  # after each epoch (--save-every 0)
 
 
 def test_predict_writes_labels_and_outputs(capsys, trained_run, tmp_path):
@@ -475,7 +474,9 @@ def test_evaluating_a_file_that_is_not_a_checkpoint_says_so(capsys, tmp_path):
     err = one_line_error(capsys, "evaluate", tmp_path / "model.pkl")
     assert "model.pkl is not an xpnet checkpoint (it looks like a pickle" in err
     assert "no such file" not in err
-    err = one_line_error(capsys, "predict", tmp_path / "notes.txt", tmp_path / "x.npz", "-o", "o")
+    err = one_line_error(
+        capsys, "predict", tmp_path / "notes.txt", tmp_path / "x.npz", "-o", tmp_path / "o.npz"
+    )
     assert "notes.txt is not an xpnet checkpoint (not a safetensors file)" in err
 
 

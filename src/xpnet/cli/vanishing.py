@@ -11,12 +11,17 @@ from .. import plots
 from ..data import load_dataset, one_hot
 from ..diagnostics import vanishing_study
 from .config import check_memory
-from .runs import draw, new_run_dir, write_json
+from .outputs import Outputs
+from .runs import draw, json_bytes, new_run_dir
 
 __all__ = ["cmd_vanishing"]
 
 
 def cmd_vanishing(args: argparse.Namespace) -> None:
+    outputs = Outputs(args.overwrite)
+    if args.out is not None:  # refused before any file is written
+        for name in ("vanishing.json", "vanishing.png"):
+            outputs.claim(args.out / name)
     data = load_dataset(args.data)
     rows = np.random.default_rng(args.seed).permutation(len(data))[: args.batch_size]
     X, T = data.X[rows], one_hot(data.y[rows], data.n_classes)
@@ -42,8 +47,8 @@ def cmd_vanishing(args: argparse.Namespace) -> None:
     print(_table(results, args.depths))
     out = args.out or new_run_dir("vanishing")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "vanishing.json", results)
-    drawn = draw(plots.plot_vanishing, results, out / "vanishing.png")
+    outputs.write(out / "vanishing.json", json_bytes(results))
+    drawn = draw(plots.plot_vanishing, results, out / "vanishing.png", outputs)
     print(f"saved in {out}: vanishing.json" + (", vanishing.png" if drawn else ""))
 
 
