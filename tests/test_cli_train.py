@@ -268,3 +268,12 @@ def test_an_idx_directory_tests_on_its_own_t10k_part(capsys, tmp_path):
     xpnet.save(ck.net, tmp_path / "r", {"options": options}, optimizer=ck.optimizer, epoch=2)
     status, out, _ = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "3", "--quiet")
     assert status == 0 and "/ 15 test samples (X stored" in out  # 20 % of 80, stratified
+
+
+def test_plateau_without_a_validation_set_is_refused(capsys, small):
+    """Issue 21, item 5: it watched nothing and never lowered the rate."""
+    status, _, err = run(
+        capsys, "train", "--data", small, "--lr-schedule", "plateau", "--val-fraction", "0"
+    )
+    assert status == 2
+    assert "--lr-schedule plateau watches the validation loss" in err and "--val-fraction" in err
