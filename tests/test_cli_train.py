@@ -277,3 +277,17 @@ def test_plateau_without_a_validation_set_is_refused(capsys, small):
     )
     assert status == 2
     assert "--lr-schedule plateau watches the validation loss" in err and "--val-fraction" in err
+
+
+def test_an_exploding_but_finite_run_ends_with_a_hint(capsys, small, tmp_path):
+    """Issue 21, item 10: epoch-1 loss 5e12, then chance, exited 0 without a word."""
+    argv = ["--activation", "relu", "--optimizer", "sgd", "--lr", "1e4", "--epochs", "2"]
+    status, _, err = run(
+        capsys, "train", "--data", small, *argv, "--out", tmp_path / "r", "--quiet"
+    )
+    assert status == 0
+    assert err.startswith("xpnet train: warning: the loss reached") and "try a lower --lr" in err
+    status, _, err = run(
+        capsys, "train", "--data", small, "--epochs", "2", "--out", tmp_path / "ok"
+    )
+    assert status == 0 and "warning" not in err
