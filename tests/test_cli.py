@@ -183,7 +183,8 @@ def test_evaluate_reports_the_test_split_or_given_data(capsys, trained_run, smal
 
 def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_path, monkeypatch):
     """train, predict and vanishing write each of their files through files.write_atomic
-    (temporary file, fsync, rename), never in place."""
+    (temporary file, fsync, rename), never in place (history.csv then gets one appended line
+    per epoch)."""
     written = []
 
     def recording(target, data):
@@ -191,13 +192,11 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
         real(target, data)
 
     real = xpnet.files.write_atomic
-    for module in ("xpnet.cli.runs", "xpnet.cli.evaluate", "xpnet.plots", "xpnet.checkpoint"):
+    for module in ("xpnet.cli.outputs", "xpnet.plots"):
         monkeypatch.setattr(f"{module}.write_atomic", recording)
     out = tmp_path / "run"
-    assert (
-        run(capsys, "train", "--data", small, "--epochs", "2", "--hidden", "8", "--out", out)[0]
-        == 0
-    )
+    argv = ["--data", small, "--epochs", "2", "--hidden", "8", "--out", out, "--save-every", 0]
+    assert run(capsys, "train", *argv)[0] == 0
     np.savez(tmp_path / "in.npz", X=load_digits().X[:3])
     assert run(capsys, "predict", out, tmp_path / "in.npz", "-o", tmp_path / "p.npz")[0] == 0
     van = tmp_path / "van"
@@ -205,7 +204,7 @@ def test_every_file_a_command_writes_is_written_atomically(capsys, small, tmp_pa
     assert run(capsys, *argv)[0] == 0
     made = {p.name for d in (out, van) for p in d.iterdir()} | {"p.npz"}
     assert made == set(written)
-    assert written.count("checkpoint.safetensors") == 2  # after each epoch
+    assert written.count("checkpoint.safetensors") == 2  # after each epoch (--save-every 0)
 
 
 def test_predict_writes_labels_and_outputs(capsys, trained_run, tmp_path):
@@ -302,8 +301,9 @@ def test_vanishing_cures_follow_norm_and_residual(capsys, tmp_path):
         "tanh+batch+residual",
     ]
     argv[-1] = "0"
-    status, out, _ = run(capsys, *argv, "--norm", "none", "--no-residual", "--out", tmp_path)
-    results = json.loads((tmp_path / "vanishing.json").read_text())
+    plain = tmp_path / "plain"
+    status, out, _ = run(capsys, *argv, "--norm", "none", "--no-residual", "--out", plain)
+    results = json.loads((plain / "vanishing.json").read_text())
     assert status == 0 and list(results["gradients"]) == ["sigmoid", "tanh", "relu"]
     assert "accuracy" not in results and "training" not in results and "accuracy" not in out
 
@@ -515,7 +515,9 @@ def test_evaluating_a_file_that_is_not_a_checkpoint_says_so(capsys, tmp_path):
     err = one_line_error(capsys, "evaluate", tmp_path / "model.pkl")
     assert "model.pkl is not an xpnet checkpoint (it looks like a pickle" in err
     assert "no such file" not in err
-    err = one_line_error(capsys, "predict", tmp_path / "notes.txt", tmp_path / "x.npz", "-o", "o")
+    err = one_line_error(
+        capsys, "predict", tmp_path / "notes.txt", tmp_path / "x.npz", "-o", tmp_path / "o.npz"
+    )
     assert "notes.txt is not an xpnet checkpoint (not a safetensors file)" in err
 
 

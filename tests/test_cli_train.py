@@ -385,3 +385,41 @@ def test_batch_norm_in_data_parallel_training_is_refused_up_front(
         "layer, or train in one process\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_plateau_without_a_validation_set_is_refused(capsys, small):
+    """Issue 21, item 5: it watched nothing and never lowered the rate."""
+    status, _, err = run(
+        capsys, "train", "--data", small, "--lr-schedule", "plateau", "--val-fraction", "0"
+    )
+    assert status == 2
+    assert "--lr-schedule plateau watches the validation loss" in err and "--val-fraction" in err
+
+
+def test_an_exploding_but_finite_run_ends_with_a_hint(capsys, small, tmp_path):
+    """Issue 21, item 10: epoch-1 loss 5e12, then chance, exited 0 without a word."""
+    argv = ["--activation", "relu", "--optimizer", "sgd", "--lr", "1e4", "--epochs", "2"]
+    status, _, err = run(
+        capsys, "train", "--data", small, *argv, "--out", tmp_path / "r", "--quiet"
+    )
+    assert status == 0
+    assert err.startswith("xpnet train: warning: the loss reached") and "try a lower --lr" in err
+    status, _, err = run(
+        capsys, "train", "--data", small, "--epochs", "2", "--out", tmp_path / "ok"
+    )
+    assert status == 0 and "warning" not in err
+
+
+def test_after_early_stopping_the_last_line_names_the_kept_epoch(capsys, small, tmp_path):
+    """Issue 21, item 24: it said "after 23 epochs" while the scores were epoch 18's."""
+    argv = ["--early-stopping", "1", "--epochs", "40", "--lr", "0.5", "--out", tmp_path / "r"]
+    status, out, _ = run(capsys, "train", "--data", small, *argv, "--quiet")
+    best = json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"]
+    assert status == 0 and f"(stopped early; the weights of epoch {best})" in out
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
+def test_a_learning_rate_that_is_not_finite_is_an_argument_error(capsys, value):
+    """Issue 21, item 22: in argparse's `argument --lr:` form, as other bad values."""
+    status, _, err = run(capsys, "train", "--lr", value)
+    assert status == 2 and err.startswith("xpnet train: error: argument --lr: expected a positive")

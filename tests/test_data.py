@@ -451,7 +451,19 @@ def test_inputs_are_checked_like_training_data(tmp_path):
     np.savez(path, features=np.zeros((2, 2)))
     with pytest.raises(DataError, match=r"has no array X \(it has: features\)"):
         load_inputs(path)
-    with pytest.raises(DataError, match=r"inputs are read from an \.npz file"):
-        load_inputs(tmp_path / "x.csv")
+    with pytest.raises(DataError, match=r"inputs are read from an \.npz file .* or a \.csv"):
+        load_inputs(tmp_path / "x.txt")
     with pytest.raises(DataError, match="no such file"):
         load_inputs(tmp_path / "none.npz")
+
+
+@pytest.mark.parametrize("header", ["0,1,2", "1,2,3"])
+def test_a_csv_header_that_numbers_the_columns_is_not_a_sample(tmp_path, header):
+    """Issue 21, item 7: it was read as a data row, adding a spurious class."""
+    path = tmp_path / "numbered.csv"
+    path.write_text(f"{header}\n0.5,1.5,a\n2.5,3.5,b\n1.0,1.0,a\n")
+    data = load_dataset(str(path))
+    assert len(data) == 3 and data.classes.tolist() == ["a", "b"]
+    kept = tmp_path / "data.csv"  # a first row of numbers whose label other rows have: data
+    kept.write_text("1,2,3\n4,5,3\n6,7,4\n")
+    assert len(load_dataset(str(kept))) == 3

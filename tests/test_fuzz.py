@@ -15,18 +15,22 @@ import json
 import pickle
 import re
 import shutil
+import signal
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import safetensors.numpy
+import signals
 from helpers import run
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import xpnet
 from xpnet.cli import main
+from xpnet.cli.runs import RUN_FILES
 from xpnet.data import load_dataset
 
 FAST, SLOW = 12, 300
@@ -57,6 +61,8 @@ def check_outcome(status, out, err, argv):
     assert "Traceback" not in out + err, (argv, err)
     # off a terminal, `train` logs one line per epoch on stderr ("epoch 3/40: loss ...")
     err = "".join(line for line in err.splitlines(True) if not re.match(r"epoch \d+/\d+: ", line))
+    # a run whose loss exploded but stayed finite ends with a warning line
+    err = "".join(line for line in err.splitlines(True) if "train: warning: " not in line)
     if status == 0:
         assert err == "", (argv, err)
     else:
@@ -376,3 +382,47 @@ def test_damaged_checkpoints(capsys, material, data):
 @given(data=st.data())
 def test_damaged_checkpoints_long(capsys, material, data):
     check_checkpoint(capsys, material, data)
+
+
+# -- the signal matrix: SIGINT, SIGTERM and SIGKILL at random moments of training, saving
+# and plotting; after each the run resumes to the weights of an uninterrupted run, and no
+# stray file remains
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(["train", *signals.TRAIN, "--epochs", "8", "--out", str(out)]) == 0
+    return signals.weights(out)
+
+
+MOMENTS = {  # --save-every, and the epochs history.csv holds when the signal is sent
+    "training": (["--save-every", "0.05"], (1, 4)),
+    "saving": (["--save-every", "0"], (1, 5)),
+    "plotting": (["--save-every", "30"], (6, 6)),  # after the last epoch: the final files
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=str)
+def test_signal_matrix(uninterrupted, tmp_path, moment, signum):
+    rng = np.random.default_rng([int(signum), len(moment)])
+    options, (low, high) = MOMENTS[moment]
+    out = tmp_path / "run"
+    with signals.start("--epochs", 6, "--out", out, *options) as process:
+        signals.wait_for_epochs(process, out, int(rng.integers(low, high + 1)))
+        time.sleep(float(rng.uniform(0, 0.03)))
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    if process.returncode != 0:  # it may have finished before the signal came
+        assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(signum, -9)
+    resume = ["--resume", out] if (out / "checkpoint.safetensors").exists() else ["--out", out]
+    overwrite = [] if resume[0] == "--resume" else ["--overwrite"]
+    argv = [*resume, "--epochs", 8, *overwrite] + ([] if resume[0] == "--resume" else signals.TRAIN)
+    assert main([str(a) for a in ["train", *argv, "--quiet"]]) == 0
+    for name, value in signals.weights(out).items():
+        np.testing.assert_array_equal(value, uninterrupted[name], err_msg=name)
+    assert signals.epochs_logged(out) == 8
+    left = sorted(p.name for p in out.iterdir())
+    assert set(left) <= set(RUN_FILES) and not any(n.endswith(".tmp") for n in left), left

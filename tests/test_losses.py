@@ -194,3 +194,16 @@ def test_bce_refuses_targets_outside_0_1(backend):
             loss.forward(Y, backend.from_host(np.array(bad)))
     with pytest.raises(ValueError, match="BCELoss needs targets"):
         loss.forward(Y, backend.from_host(np.array([[0.0], [np.nan], [1.0]])))
+
+
+def test_softmax_cross_entropy_refuses_one_output_and_rows_not_summing_to_one():
+    """Issue 21, item 6: one output gave loss 0 and learnt nothing; soft targets that are not
+    distributions were scored silently."""
+    net = xpnet.MLP([2, 3, 1], output="identity")
+    X = np.zeros((4, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        xpnet.fit(net, X, np.ones((4, 1), np.float32), loss="softmax_ce", epochs=1)
+    net = xpnet.MLP([2, 3, 2], output="identity")
+    with pytest.raises(ValueError, match="sum to 1"):
+        xpnet.fit(net, X, np.full((4, 2), 0.3, np.float32), loss="softmax_ce", epochs=1)
+    xpnet.fit(net, X, np.full((4, 2), 0.5, np.float32), loss="softmax_ce", epochs=1)  # soft ok

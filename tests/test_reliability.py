@@ -82,3 +82,14 @@ def test_a_file_that_is_no_checkpoint_is_named_so(content, said, tmp_path):
     with pytest.raises(xpnet.CheckpointError, match="is not an xpnet checkpoint") as info:
         xpnet.load(path)
     assert said in str(info.value)
+
+
+@pytest.mark.float64
+def test_backward_refuses_a_gradient_of_another_dtype_as_forward_refuses_inputs(backend):
+    """Issue 21, item 9: a float64 dL/dY on a float32 net would give float64 gradients."""
+    net = xpnet.MLP([3, 4, 2], backend=backend, dtype="float32")
+    xp = backend.xp
+    net.forward(xpnet.asarray(np.ones((5, 3)), like=net))
+    gY = xp.ones((5, 2), dtype=xp.float64, device=backend.device)
+    with pytest.raises(ValueError, match=r"gY has dtype .*float64.* but the net is float32"):
+        net.backward(gY)

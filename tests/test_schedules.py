@@ -100,3 +100,23 @@ def test_a_checkpoint_carries_the_schedule_and_its_state(tmp_path):
     assert first["lr"] + rest["lr"] == straight["lr"]
     for k, p in net.parameters().items():
         np.testing.assert_array_equal(ck.net.parameters()[k], p)
+
+
+def test_plateau_refuses_a_monitor_the_records_lack():
+    """Issue 21, item 5: Plateau(monitor="acc") (a typo) was accepted and never fired."""
+    plateau = xpnet.optim.Plateau(monitor="acc")
+    with pytest.raises(ValueError, match=r"watches 'acc', which the training records lack"):
+        plateau.observe({"epoch": 1, "loss": 1.0, "accuracy": 0.5})
+    fallback = xpnet.optim.Plateau()  # val_loss, without validation: the training loss
+    fallback.observe({"epoch": 1, "loss": 1.0})
+    assert fallback.best == 1.0
+
+
+def test_plateau_stops_lowering_at_its_floor():
+    plateau = xpnet.optim.Plateau(patience=1, gamma=0.1, min_factor=0.05)
+    for epoch in range(1, 6):
+        plateau.observe({"epoch": epoch, "val_loss": 1.0})
+    assert plateau.scale == 0.05
+    assert plateau.config()["min_factor"] == 0.05  # saved with the run
+    with pytest.raises(ValueError, match="min_factor"):
+        xpnet.optim.Plateau(min_factor=2.0)

@@ -44,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointFile",
     "checkpoint_path",
+    "encode",
     "load",
     "load_checkpoint",
     "read_checkpoint",
@@ -129,6 +130,27 @@ def save(
             f"directory, and {target.parent.suffix!r} is neither; give "
             f"{Path(path).with_suffix(SUFFIX)} (or make the directory first to save into it)"
         )
+    data = encode(
+        net, metadata, optimizer=optimizer, epoch=epoch, seed=seed, history=history, classes=classes
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data)
+    return target
+
+
+def encode(
+    net: Sequential,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    optimizer: Optimizer | None = None,
+    epoch: int = 0,
+    seed: int | None = None,
+    history: Sequence[Mapping[str, float]] = (),
+    classes: ArrayLike | None = None,
+) -> bytes:
+    """The bytes `save` writes (the same arguments): a snapshot of the net, and optimizer,
+    as they are now, to be written later (the CLI keeps the last epoch's, to save it on a
+    signal)."""
     live = {**net.parameters(), **net.statistics()}
     tensors = {name: _host(p) for name, p in live.items()}
     header: dict[str, Any] = {
@@ -151,9 +173,7 @@ def save(
         tensors.update({f"{OPTIMIZER_PREFIX}{k}": _host(v) for k, v in state.items() if k != "t"})
     header["sha256"] = _digest(tensors, header)
     text = {"xpnet": json.dumps(header, allow_nan=True)}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, safetensors.numpy.save(tensors, metadata=text))
-    return target
+    return safetensors.numpy.save(tensors, metadata=text)
 
 
 def load(path: str | os.PathLike, backend: Any = None, device: Any = None) -> Sequential:

@@ -19,8 +19,10 @@ OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mista
 
 def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(X, labels) of a file of comma-separated numbers with the label (a number or text) in
-    the last column; a first line none of whose cells is a number is a header (a data row with
-    one bad cell is kept, and reported as bad). X is float64, one row per data line."""
+    the last column; a first line is a header when none of its cells is a number (a data row
+    with one bad cell is kept, and reported as bad), or when it numbers the columns (0, 1, ...
+    or 1, 2, ..., as pandas writes a frame without names) with a label no data line has. X is
+    float64, one row per data line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
@@ -33,8 +35,8 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"{path}: line {number} is separated by {found[0]}, not commas; the file must "
                 "be comma-separated (label in the last column)"
             )
-    if numbered and not any(_is_number(cell) for cell in numbered[0][1].split(",")):
-        numbered = numbered[1:]  # the header
+    if numbered and _is_header(numbered[0][1], [line for _, line in numbered[1:]]):
+        numbered = numbered[1:]
     if not numbered:
         raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
     width = numbered[0][1].count(",") + 1
@@ -50,6 +52,17 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except ValueError as err:
         raise DataError(_problem(path, numbered) or f"{path}: {err}") from err
     return X, _labels([line.rpartition(",")[2] for line in lines])
+
+
+def _is_header(first: str, rest: list[str]) -> bool:
+    """Whether the first line names the columns rather than holding a sample."""
+    cells = [cell.strip() for cell in first.split(",")]
+    if not any(_is_number(cell) for cell in cells):
+        return True
+    numbers = [int(cell) if cell.isdigit() else None for cell in cells]
+    counting = numbers in (list(range(len(cells))), list(range(1, len(cells) + 1)))
+    labels = {line.rpartition(",")[2].strip() for line in rest}
+    return counting and bool(rest) and cells[-1] not in labels
 
 
 def _labels(cells: list[str]) -> np.ndarray:

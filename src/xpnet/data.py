@@ -137,15 +137,23 @@ def _load(spec: str | os.PathLike, quiet: bool) -> Dataset:
     )
 
 
-def load_inputs(path: str | os.PathLike) -> np.ndarray:
-    """The inputs X (n, n_features) float64 of an .npz file, checked as training data is (image
-    stacks flattened; empty, non-numeric or non-finite data refused): what a trained net
-    predicts on. An array y may be there too and is not read."""
+def load_inputs(path: str | os.PathLike, n_features: int | None = None) -> np.ndarray:
+    """The inputs X (n, n_features) float64 of an .npz file (its array X) or a .csv file read
+    as `xpnet train` reads one (a label in the last column is dropped when the net takes one
+    feature fewer than the file has columns), checked as training data is (image stacks
+    flattened; empty, non-numeric or non-finite data refused): what a trained net predicts
+    on. An array y may be in an .npz too and is not read."""
     path = Path(path)
-    if path.suffix.lower() != ".npz":
-        raise DataError(f"{path}: inputs are read from an .npz file with an array X (numpy.savez)")
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".csv"):
+        raise DataError(
+            f"{path}: inputs are read from an .npz file with an array X (numpy.savez) or a "
+            ".csv file of numbers"
+        )
     if not path.is_file():
         raise DataError(f"no such file: {path}")
+    if suffix == ".csv":
+        return _features(_csv_inputs(path, n_features), path.stem)
     arrays, keys = _read_npz(path, ("X",))
     if "X" not in arrays:
         raise DataError(
@@ -153,6 +161,20 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
             "save it with numpy.savez(path, X=X)"
         )
     return _features(arrays["X"], path.stem)
+
+
+def _csv_inputs(path: Path, n_features: int | None) -> np.ndarray:
+    """A CSV's features: all its columns, or all but a last (label) column when the net takes
+    that many."""
+    X, last = read_csv(path)
+    if n_features is not None and X.shape[1] == n_features:
+        return X
+    if last.dtype.kind not in "iuf":
+        raise DataError(
+            f"{path}: its last column holds text, so it is a label column; the other "
+            f"{X.shape[1]} columns are the features, but the net takes {n_features}"
+        )
+    return np.column_stack([X, last.astype(np.float64)])
 
 
 def load_digits() -> Dataset:

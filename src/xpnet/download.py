@@ -133,6 +133,7 @@ def fetch_idx(
             if _sha256(target) == digest:
                 continue
             say(f"{target} is corrupt (not the pinned SHA-256); downloading it again")
+        data = _download(name, file, digest, mirrors, fix, say)  # first: a failure makes no folder
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -140,7 +141,7 @@ def fetch_idx(
                 f"cannot make the data cache {folder} ({err.strerror}); set XPNET_DATA_DIR to "
                 "a directory you can write"
             ) from err
-        write_atomic(target, _download(name, file, digest, mirrors, fix, say))
+        write_atomic(target, data)
     return folder
 
 

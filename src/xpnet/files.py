@@ -4,10 +4,11 @@ predictions) appears whole or not at all, so a run killed mid-write loses nothin
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["remove_stale_temporaries", "write_atomic"]
 
 
 def write_atomic(target: str | os.PathLike, data: bytes) -> None:
@@ -18,7 +19,7 @@ def write_atomic(target: str | os.PathLike, data: bytes) -> None:
     as any new file (mkstemp would make it 0o600). OS errors name `target`, never the hidden
     temporary file."""
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(_TOKEN_BYTES)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(tmp, flags, 0o666)
@@ -44,6 +45,25 @@ def write_atomic(target: str | os.PathLike, data: bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files `write_atomic(target, ...)` leaves when its process is
+    killed (SIGKILL, a power cut) between creating and renaming one; returns those removed.
+    Call it where no other process writes `target` (a run's own files, on start or resume)."""
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{{2 * _TOKEN_BYTES}}}\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except FileNotFoundError:
+        return []
+    stale = [target.with_name(name) for name in names if pattern.fullmatch(name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+_TOKEN_BYTES = 8  # the random part of a temporary file's name
 
 
 def _naming(err: OSError, target: Path) -> OSError:

@@ -261,7 +261,32 @@ class BCELoss(Loss):
 
 class SoftmaxCrossEntropyLoss(Loss):
     """Mean over the batch of -sum(T * log_softmax(Z)); Z are logits (an "identity" output),
-    T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch."""
+    T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch. A single output is
+    refused (its softmax is 1 whatever the net does: loss 0, nothing learnt), and so are
+    targets whose rows do not sum to 1 (checked once per dataset in `fit` and `evaluate`)."""
+
+    def forward(self, Y: Array, T: Array, sample_weight: Array | None = None) -> Array:
+        if len(Y.shape) == 2 and Y.shape[1] == 1:
+            raise ValueError(
+                "SoftmaxCrossEntropyLoss needs at least 2 outputs: the softmax of one output is "
+                "always 1, so the loss is 0 and nothing is learnt; for two classes use one "
+                "sigmoid output with BCELoss, or two outputs with one-hot targets"
+            )
+        return super().forward(Y, T, sample_weight)
+
+    def check_targets(self, T: Array) -> None:
+        xp = array_namespace(T)
+        if len(T.shape) != 2 or T.shape[1] < 2:
+            return  # forward says what is wrong with one output
+        sums = xp.sum(T, axis=1)
+        tolerance = 16 * float(xp.finfo(T.dtype).eps) * T.shape[1]
+        worst = float(to_numpy(xp.max(xp.abs(sums - 1.0))))
+        if not worst <= tolerance:
+            raise ValueError(
+                "SoftmaxCrossEntropyLoss needs target rows that sum to 1 (one-hot labels or "
+                f"probabilities), but a row is off by {worst:.3g}; normalize the rows, or use "
+                "BCELoss for independent 0/1 targets"
+            )
 
     def _value(self, Y, T, xp):
         return xp.sum(self._elements(Y, T, xp)) * (1.0 / Y.shape[0])

@@ -213,7 +213,11 @@ class Sequential:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None, when
         `input_grad` is False, stopping at the first layer with parameters and skipping its
         input product)."""
-        if type(gY) is not self._input_type or gY.shape != self._output_shape:
+        if (
+            type(gY) is not self._input_type
+            or gY.shape != self._output_shape
+            or gY.dtype != self.dtype
+        ):
             self._check_output_grad(gY)
         return self.run_backward(gY, input_grad)
 
@@ -241,6 +245,11 @@ class Sequential:
                 f"gY has shape {tuple(gY.shape)} but the last forward returned "
                 f"{tuple(self._output_shape)}: pass dL/dY for the outputs of net.forward "
                 "(e.g. loss.backward())"
+            )
+        if gY.dtype != self.dtype:  # else the gradients would come back in gY's dtype
+            raise ValueError(
+                f"gY has dtype {gY.dtype} but the net is {self.dtype_name}; pass dL/dY in the "
+                "net's dtype (xpnet.asarray(gY, like=net))"
             )
 
     def __call__(self, X: Array) -> Array:

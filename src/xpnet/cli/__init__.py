@@ -4,7 +4,7 @@ Exit status: 0 done; 1 gradcheck found a wrong gradient, or xpnet hit a bug (sho
 traceback); 2 a user mistake (a file that is missing or malformed, an option that does not
 parse, an unusable backend or device, a corrupt checkpoint, a net too big for the memory),
 said in one line on stderr; 3 training diverged (a non-finite loss), said in one line; 130
-interrupted (Ctrl-C).
+interrupted (Ctrl-C), 143 terminated (SIGTERM), each after saving what there is to save.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from collections.abc import Sequence
 
 from ..distributed import CommunicatorError
 from . import parallel
-from .errors import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from .errors import COMMANDS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info
 from .options import TrainOptions
 from .parser import Parser, build_parser
+from .pipes import reader_may_leave
+from .signals import exit_status, terminate_as_interrupt
 from .train import cmd_train
 from .vanishing import cmd_vanishing
 
@@ -41,12 +43,14 @@ __all__ = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status is 0 done, 1 gradcheck failed, 2 a user mistake (one
-    line on stderr), 3 training diverged, 130 interrupted. Bugs raise, with their traceback.
-    Under a launcher (`mpiexec -n N xpnet train`) an error on any rank ends every rank."""
+    line on stderr), 3 training diverged, 130 interrupted, 143 terminated (SIGTERM). Bugs
+    raise, with their traceback. Under a launcher (`mpiexec -n N xpnet train`) an error on any
+    rank ends every rank."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args) or EXIT_OK
+        with terminate_as_interrupt(), reader_may_leave():
+            return args.run(args) or EXIT_OK
     except UsageError as err:
         return _fail(_command(argv), err)
     except (ValueError, OSError, CommunicatorError) as err:  # DataError, BackendError, ...
@@ -56,11 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _command(argv),
             UsageError("out of memory; use a smaller net (--hidden), batch or dataset"),
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside training's own handling
+        status = exit_status(stop)
         parallel.before_report()
         print(f"xpnet: interrupted{parallel.where()}", file=sys.stderr)
-        parallel.end_job(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
+        parallel.end_job(status)
+        return status
     except Exception:  # a bug: in a group, its traceback and the end of every rank
         if parallel.where():
             traceback.print_exc()

@@ -118,13 +118,21 @@ class Splits(NamedTuple):
 
 
 def split(data: Dataset, options: TrainOptions) -> Splits:
-    """The run's splits of `data`, refusing early stopping without a validation set to
-    watch."""
+    """The run's splits of `data`, refusing early stopping and the plateau schedule without
+    a validation set to watch."""
     train_set, test_set = test_split(data, options.data, options.test_data, options.own_split)
     fit_set, val_set = _validation_split(train_set, options.val_fraction)
-    if options.early_stopping is not None and val_set is None:
+    watchers = [
+        option
+        for option, on in (
+            ("--early-stopping", options.early_stopping is not None),
+            ("--lr-schedule plateau", options.lr_schedule == "plateau"),
+        )
+        if on
+    ]
+    if watchers and val_set is None:
         raise UsageError(
-            "--early-stopping watches the validation loss, and --val-fraction 0 leaves no "
+            f"{watchers[0]} watches the validation loss, and --val-fraction 0 leaves no "
             "validation set; give --val-fraction F (F > 0)"
         )
     return Splits(fit_set, val_set, test_set)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,15 @@ import numpy as np
 from ..backend import to_numpy
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset, load_inputs
-from ..files import write_atomic
+from ..layers.sequence import widths
 from ..losses import LOSSES
 from ..scoring import evaluate, predict, predicted_labels
 from ..sequential import Sequential
 from .config import check_same_data, test_split
 from .errors import UsageError
 from .options import ABSENT
+from .outputs import Outputs
+from .predictions import check_format, encode_predictions
 from .runs import BEST
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
@@ -71,25 +72,24 @@ def _default_loss(net: Sequential) -> str:
 def cmd_predict(args: argparse.Namespace) -> None:
     """Write the predicted labels (as the training data had them: numbers or text), the class
     probabilities and the net's outputs for the inputs X of an .npz file."""
+    check_format(args.output)
+    outputs_gate = Outputs(args.overwrite, option="-o")
+    outputs_gate.claim(args.output)  # before any work: never a checkpoint, link or user's file
     ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
     net = ck.net
-    X = load_inputs(args.inputs)
+    X = load_inputs(args.inputs, n_features=widths(net.layers)[0])
     Y = predict(net, X)
     labels = ck.classes[to_numpy(predicted_labels(Y, net.backend.xp))]
     outputs = to_numpy(Y)
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        y=labels,
-        labels=labels,
-        probabilities=_probabilities(outputs, net.output),
-        outputs=outputs,
+    probabilities = _probabilities(outputs, net.output)
+    data = encode_predictions(args.output, labels, probabilities, outputs, ck.classes)
+    outputs_gate.write(args.output, data)
+    said = (
+        "label, then p_<class>: the probability of each class"
+        if args.output.suffix.lower() == ".csv"
+        else "labels (also y): class labels, probabilities: per class, outputs: the net's outputs"
     )
-    write_atomic(args.output, buffer.getvalue())
-    print(
-        f"{len(X)} predictions -> {args.output} (labels (also y): class labels, probabilities: "
-        "per class, outputs: the net's outputs)"
-    )
+    print(f"{len(X)} predictions -> {args.output} ({said})")
 
 
 def _probabilities(outputs: np.ndarray, output: str) -> np.ndarray:

@@ -37,7 +37,7 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         return value
 
@@ -73,6 +73,13 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1, got {text!r}")
     return value
+
+
+def _path(text: str) -> Path:
+    """A path; an empty one (`--out ""`) would mean the working directory, and is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return Path(text)
 
 
 def _int_list(text: str) -> list[int]:
@@ -132,10 +139,11 @@ def build_parser() -> Parser:
     _option(train, "dropout", type=_fraction, metavar="P")
     _option(train, "norm", choices=[name for name in NORMS if name])
     _option(train, "residual", action="store_true", default=None)
-    train.add_argument("--out", type=Path, help="run directory; default: a new one under runs/")
+    train.add_argument("--out", type=_path, help="run directory; default: a new one under runs/")
+    _overwrite_option(train)
     train.add_argument(
         "--resume",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="continue the run in DIR until it has --epochs epochs in total",
     )
@@ -148,6 +156,15 @@ def build_parser() -> Parser:
         metavar="K",
         help="when stderr is no terminal (a log file, CI), one line every K epochs; default: 1",
     )
+    train.add_argument(
+        "--save-every",
+        type=_nonnegative_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="write the checkpoint when this many seconds have passed since the last write "
+        "(and always at the end and on Ctrl-C or SIGTERM; history.csv gets every epoch at "
+        "once); 0: after every epoch; default: %(default)g",
+    )
 
     ev = commands.add_parser("evaluate", help="loss and accuracy of a saved run")
     ev.set_defaults(run=cmd_evaluate)
@@ -158,8 +175,22 @@ def build_parser() -> Parser:
     pr = commands.add_parser("predict", help="a saved net's outputs for new inputs")
     pr.set_defaults(run=cmd_predict)
     pr.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
-    pr.add_argument("inputs", type=Path, metavar="INPUT.npz", help=".npz file with an array X")
-    pr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.npz")
+    pr.add_argument(
+        "inputs",
+        type=Path,
+        metavar="INPUT",
+        help="an .npz file with an array X, or a .csv of features (a label column last is dropped)",
+    )
+    pr.add_argument(
+        "-o",
+        "--output",
+        type=_path,
+        required=True,
+        metavar="OUT",
+        help="an .npz (labels, probabilities, outputs) or a .csv (label and one probability "
+        "per class, with a header)",
+    )
+    _overwrite_option(pr)
     _placement_options(pr)
 
     va = commands.add_parser(
@@ -167,7 +198,9 @@ def build_parser() -> Parser:
         help="vanishing gradients and their cures: gradient norms by depth, accuracy reached",
     )
     va.set_defaults(run=cmd_vanishing)
-    va.add_argument("--depths", type=_int_list, default=list(range(1, 11)), help="default: 1..10")
+    va.add_argument(
+        "--depths", type=_int_list, default=list(range(1, 11)), help="default: 1,2,...,10"
+    )
     va.add_argument(
         "--activations",
         type=_name_list(HIDDEN),
@@ -201,7 +234,8 @@ def build_parser() -> Parser:
     va.add_argument("--batch-size", type=_positive(int), default=256, help="default: %(default)s")
     va.add_argument("--seed", type=_nonnegative_int, default=0)
     va.add_argument("--dtype", choices=DTYPE_NAMES, default="float64")
-    va.add_argument("--out", type=Path, help="default: a new directory under runs/")
+    va.add_argument("--out", type=_path, help="default: a new directory under runs/")
+    _overwrite_option(va)
     _placement_options(va)
 
     info = commands.add_parser("info", help="versions, backends and devices")
@@ -219,6 +253,16 @@ def build_parser() -> Parser:
     _net_options(gc)
     gc.add_argument("--samples", type=_positive(int), default=8, help="batch size; default: 8")
     return parser
+
+
+def _overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing regular files of the same names (by default an existing "
+        "checkpoint, or a file this run did not write, is refused; links and other "
+        "non-regular files are always refused)",
+    )
 
 
 def _option(parser: argparse.ArgumentParser, name: str, **parse: Any) -> None:

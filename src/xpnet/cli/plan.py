@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import FILENAME, Checkpoint, load_checkpoint, read_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint, read_checkpoint
 from ..data import DOWNLOADED, Dataset, load_dataset
 from ..distributed import Communicator
 from ..optim import OPTIMIZERS, Optimizer
@@ -30,6 +30,7 @@ from .config import (
     split,
 )
 from .errors import UsageError
+from .historylog import read_history
 from .options import RESUMABLE, TrainOptions, given
 from .runs import BEST
 
@@ -63,11 +64,6 @@ class TrainingPlan:
         the net's memory checked, then a fresh net and optimizer."""
         options = TrainOptions.from_args(args)
         check_processes(options, group.size)
-        if args.out is not None and (args.out / FILENAME).exists():
-            raise UsageError(
-                f"{args.out} already holds a run; continue it with --resume {args.out} "
-                "--epochs N, or choose another --out"
-            )
         data = _load(options.data, None, args.quiet, group)
         splits = split(data, options)
         options = dataclasses.replace(
@@ -121,7 +117,7 @@ class TrainingPlan:
             splits=splits,
             net=ck.net,
             optimizer=ck.optimizer,
-            history=History(ck.history),
+            history=History(_saved_history(ck, run)),
             start=ck.epoch,
             stopper=_saved_stopper(options, ck, run),
         )
@@ -148,7 +144,8 @@ def _saved_run(args: argparse.Namespace) -> tuple[TrainOptions, Checkpoint]:
         name = "--" + (fixed[0] if fixed else "out").replace("_", "-")
         raise UsageError(
             f"{name} cannot change when resuming: --resume continues the run as it was set up "
-            "(only --epochs, --backend, --device, --quiet and --log-every may be given)"
+            "(only --epochs, --backend, --device, --quiet, --log-every and --save-every may be "
+            "given)"
         )
     stored = read_checkpoint(args.resume)  # read once: its options say where to load it
     options = TrainOptions.from_stored(stored.metadata.get("options"), args.resume)
@@ -168,6 +165,14 @@ def _saved_run(args: argparse.Namespace) -> tuple[TrainOptions, Checkpoint]:
     return options, ck
 
 
+def _saved_history(ck: Checkpoint, run: Path) -> list[dict[str, float]]:
+    """The records of the epochs the checkpoint holds: from its header (runs saved before
+    the history moved beside it), else the first lines of the run's history.csv."""
+    if ck.history or ck.epoch == 0:
+        return [dict(r) for r in ck.history]
+    return read_history(run / "history.csv", ck.epoch)
+
+
 def _saved_stopper(options: TrainOptions, ck: Checkpoint, run: Path) -> EarlyStopping | None:
     """The run's early stopping (None when off) with the state and the best weights the run
     saved, so that it goes on as if never interrupted."""
@@ -179,6 +184,8 @@ def _saved_stopper(options: TrainOptions, ck: Checkpoint, run: Path) -> EarlySto
         stopper.load_state_dict(state)
         if stopper.best_epoch is not None:
             best = load_checkpoint(run / BEST, ck.net.backend, ck.net.backend.device)
+            if best.epoch > ck.epoch:  # saved just before a checkpoint that was not written
+                return _replaying(stopper, best.epoch, options, run)
             if best.epoch != stopper.best_epoch:
                 raise UsageError(
                     f"{run / BEST} holds epoch {best.epoch}, but the run's best epoch is "
@@ -186,4 +193,20 @@ def _saved_stopper(options: TrainOptions, ck: Checkpoint, run: Path) -> EarlySto
                     "run"
                 )
             stopper.best_parameters = best.net.parameter_buffer.flat_parameters()
+    return stopper
+
+
+def _replaying(
+    stopper: EarlyStopping, best_epoch: int, options: TrainOptions, run: Path
+) -> EarlyStopping:
+    """Resume from a checkpoint older than best.safetensors (the run was killed between
+    writing the two): training is deterministic, so the resumed run improves again in the
+    epochs after the checkpoint, up to that best epoch, and keeps those weights; the older
+    best's weights are not needed if it reaches that epoch."""
+    if options.epochs < best_epoch:
+        raise UsageError(
+            f"{run / BEST} holds epoch {best_epoch}, after the checkpoint: resume with "
+            f"--epochs {best_epoch} or more to train up to it again"
+        )
+    stopper.best_parameters = None
     return stopper

@@ -3,20 +3,24 @@ the curves) and the lines it says, for a finished, a diverged and an interrupted
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import plots
 from ..checkpoint import FILENAME
 from ..distributed import Communicator
 from ..train import History
 from . import parallel
-from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK
+from .errors import EXIT_DIVERGED, EXIT_OK, EXIT_TERMINATED
+from .hints import explosion_hint
 from .options import TrainOptions
 from .plan import TrainingPlan
-from .runs import BEST, draw, percent, run_metrics, write_history, write_json
+from .runs import BEST, draw, percent
+from .saving import RunSaver
 
 __all__ = ["finish", "interrupted"]
 
@@ -24,32 +28,43 @@ __all__ = ["finish", "interrupted"]
 def finish(
     plan: TrainingPlan,
     test: dict[str, float] | None,
-    out: Path,
+    saver: RunSaver,
     diverged: int | None,
-    processes: int,
+    wall_seconds: float,
 ) -> int:
-    """Write metrics.json, history.csv and the curves, and say how the run went (`diverged`:
-    the first epoch whose loss was not finite)."""
-    history = plan.history
-    metrics = run_metrics(history, test, plan.net, plan.options, plan.splits)
-    metrics["processes"] = processes
-    metrics["interrupted"] = False
-    metrics["best_epoch"] = history.best_epoch
-    metrics["stopped_early"] = diverged is None and len(history) < plan.options.epochs
-    write_json(out / "metrics.json", metrics)
-    write_history(out / "history.csv", history)
+    """Write the checkpoint, metrics.json, history.csv and the curves, and say how the run
+    went (`diverged`: the first epoch whose loss was not finite; `wall_seconds`: training
+    with its evaluation and saving)."""
+    saver.write()
+    history, out = plan.history, saver.out
+    saver.history.sync(history.records)
+    metrics = saver.write_metrics(
+        test, finished=True, interrupted=False, diverged=diverged is not None
+    )
     if diverged is not None:
         return _diverged(diverged, history, plan.options, out)
-    drawn = draw(plots.plot_curves, history.records, out / "curves.png")
+    drawn = draw(plots.plot_curves, history.records, out / "curves.png", saver.outputs)
+    hint = explosion_hint(history, plan.options, len(plan.classes))
+    if hint:
+        print(f"xpnet train: warning: {hint}", file=sys.stderr)
     print(
         f"test accuracy {percent(metrics['test_accuracy'])} (loss {metrics['test_loss']:.4g}) "
-        f"after {metrics['epochs']} epochs, {metrics['seconds']:.1f} s of training, "
-        f"{metrics['backend']} on {metrics['device']}"
+        f"after {_epochs_note(history, metrics)}, {metrics['seconds']:.1f} s of training "
+        f"({wall_seconds:.1f} s with evaluation and saving), {metrics['backend']} on "
+        f"{metrics['device']}"
     )
     files = [FILENAME] + ([BEST] if (out / BEST).exists() else [])
     files += ["config.json", "metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
     print(f"saved in {out}: {', '.join(files)}")
     return EXIT_OK
+
+
+def _epochs_note(history: History, metrics: dict[str, Any]) -> str:
+    """ "40 epochs", or after early stopping which epoch's weights were kept."""
+    best = history.best_epoch
+    if metrics["stopped_early"] and best is not None:
+        return f"{metrics['epochs']} epochs (stopped early; the weights of epoch {best})"
+    return f"{metrics['epochs']} epochs"
 
 
 def _diverged(epoch: int, history: History, options: TrainOptions, out: Path) -> int:
@@ -71,39 +86,49 @@ def _diverged(epoch: int, history: History, options: TrainOptions, out: Path) ->
     return EXIT_DIVERGED
 
 
-def interrupted(plan: TrainingPlan, saved: int, out: Path | None, group: Communicator) -> int:
-    """Ctrl-C: write history.csv, metrics.json (marked interrupted) and the curves for the
-    `saved` epochs the checkpoint holds, say the exact command that continues the run, exit
-    130 (`out` None: a rank that writes nothing)."""
-    if out is None:
-        return EXIT_INTERRUPTED
+def interrupted(
+    plan: TrainingPlan, saver: RunSaver | None, group: Communicator, status: int
+) -> int:
+    """Ctrl-C or SIGTERM: save the last whole epoch (the checkpoint, history.csv,
+    metrics.json marked interrupted, the curves), say the exact command that continues the
+    run and return `status` (130 or 143; `saver` None: a rank that writes nothing)."""
+    if saver is None:
+        return status
+    which = "SIGTERM" if status == EXIT_TERMINATED else "Ctrl-C"
+    saver.write()
+    out, saved = saver.out, saver.saved
     if saved == 0:
+        saver.outputs.remove_written()  # a new run with nothing to resume leaves nothing
+        if plan.out is None:  # the folder made for it under runs/
+            with contextlib.suppress(OSError):
+                out.rmdir()
         print(
-            "xpnet train: interrupted in epoch 1, before any epoch was saved; nothing to resume",
+            f"xpnet train: interrupted ({which}) in epoch 1, before any epoch was saved; "
+            "nothing to resume, nothing kept",
+            file=sys.stderr,
+        )
+    elif saved == plan.options.epochs:
+        saver.write_metrics(None, finished=False, interrupted=True, diverged=False)
+        print(
+            f"xpnet train: interrupted ({which}) after the last epoch, before the test "
+            f"scores; the checkpoint in {out} holds all {saved} epochs: score it with xpnet "
+            f"evaluate {shlex.quote(str(out))}",
             file=sys.stderr,
         )
     else:
         kept = History(plan.history.records[:saved])
-        metrics = run_metrics(kept, None, plan.net, plan.options, plan.splits)
-        metrics.update(
-            diverged=False,
-            interrupted=True,
-            processes=group.size,
-            best_epoch=None if plan.stopper is None else plan.stopper.best_epoch,
-            stopped_early=False,
-        )
-        write_json(out / "metrics.json", metrics)
-        write_history(out / "history.csv", kept)
-        draw(plots.plot_curves, kept.records, out / "curves.png", quiet=True)
+        saver.history.sync(kept.records)
+        saver.write_metrics(None, finished=False, interrupted=True, diverged=False)
+        draw(plots.plot_curves, kept.records, out / "curves.png", saver.outputs, quiet=True)
         launcher = f"mpiexec -n {group.size} " if group.size > 1 else ""
         command = (
             f"{launcher}xpnet train --resume {shlex.quote(str(out))} --epochs {plan.options.epochs}"
         )
         print(
-            f"xpnet train: interrupted in epoch {saved + 1}; the checkpoint in {out} holds "
-            f"epoch {saved} (history.csv and metrics.json say how it went); continue with: "
-            f"{command}",
+            f"xpnet train: interrupted ({which}) in epoch {saved + 1}; the checkpoint in {out} "
+            f"holds epoch {saved} (history.csv and metrics.json say how it went); continue "
+            f"with: {command}",
             file=sys.stderr,
         )
-    parallel.end_job(EXIT_INTERRUPTED)
-    return EXIT_INTERRUPTED
+    parallel.end_job(status)
+    return status

@@ -1,11 +1,8 @@
-"""Run directories and the files written into them: config.json, metrics.json, history.csv,
-plots."""
+"""Run directories and what goes into them: config.json, metrics.json, plots."""
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import json
 import math
 import platform
@@ -16,26 +13,29 @@ from typing import Any
 import numpy as np
 
 from .. import plots
-from ..files import write_atomic
+from ..checkpoint import FILENAME
 from ..layers.sequence import parameter_count
 from ..sequential import Sequential
 from ..train import History
 from .config import Splits
 from .info import version
 from .options import TrainOptions
+from .outputs import Outputs
 
 __all__ = [
     "BEST",
+    "RUN_FILES",
     "draw",
+    "json_bytes",
     "new_run_dir",
     "percent",
     "run_config",
     "run_metrics",
-    "write_history",
-    "write_json",
 ]
 
 BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
+# every file `xpnet train` writes into a run directory
+RUN_FILES = (FILENAME, BEST, "config.json", "metrics.json", "history.csv", "curves.png")
 
 
 def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -124,30 +124,18 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Strict JSON (NaN and infinities written as null), atomically."""
-    write_atomic(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
+def json_bytes(obj: Any) -> bytes:
+    """Strict JSON (NaN and infinities written as null)."""
+    return (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode()
 
 
-def write_history(path: Path, history: History) -> None:
-    """One row per epoch, with every column any epoch has (a resumed run saved before
-    --val-fraction has val_ columns only in its first epochs, where they were the test
-    split's); a value an epoch lacks is left empty."""
-    columns = list(dict.fromkeys(k for r in history.records for k in r))
-    if "seconds" in columns:  # last, as fit records it
-        columns = [*(c for c in columns if c != "seconds"), "seconds"]
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, columns, restval="")
-    writer.writeheader()
-    writer.writerows(history.records)
-    write_atomic(path, text.getvalue().encode())
-
-
-def draw(plot: Callable[..., None], data: Any, path: Path, quiet: bool = False) -> bool:
-    """Draw with matplotlib if it is installed; otherwise say in one line how to get it
-    (unless `quiet`)."""
+def draw(
+    plot: Callable[..., None], data: Any, path: Path, outputs: Outputs, quiet: bool = False
+) -> bool:
+    """Draw with matplotlib if it is installed (to a file `outputs` allows); otherwise say in
+    one line how to get it (unless `quiet`)."""
     try:
-        plot(data, path)
+        plot(data, outputs.claim(path))
     except ImportError:
         if not quiet:
             print(f"matplotlib is not installed, so no {path.name}: {plots.INSTALL_HINT}")

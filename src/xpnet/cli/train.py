@@ -1,27 +1,31 @@
-"""`xpnet train`: train an MLP, checkpointing every epoch, and save the run."""
+"""`xpnet train`: train a net, keeping its run directory up to date, and save the run."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..checkpoint import save
+from ..checkpoint import FILENAME, SUFFIX
 from ..distributed import Communicator
+from ..files import remove_stale_temporaries
 from ..losses import LOSSES, Loss
 from ..scoring import evaluate
 from ..train import fit
-from . import parallel
+from . import parallel, signals
 from .announce import header
-from .errors import EXIT_DIVERGED, EXIT_OK
+from .errors import EXIT_DIVERGED, EXIT_OK, UsageError
+from .outputs import Outputs
 from .plan import TrainingPlan
 from .report import finish, interrupted
-from .runs import BEST, new_run_dir, run_config, write_json
+from .runs import RUN_FILES, json_bytes, new_run_dir, run_config
+from .saving import RunSaver
 
 __all__ = ["cmd_train"]
 
@@ -30,9 +34,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and save a run: plan it (new or resumed), announce it, fit, finish. Under a
     launcher (`mpiexec -n N xpnet train ...`) every rank runs this with the same data, and
     trains its shard of each batch (`fit(comm=...)`); rank 0 alone prints and writes the run
-    directory."""
+    directory. Ctrl-C and SIGTERM save the last whole epoch (see `report.interrupted`)."""
     group = parallel.join()
     lead = group.rank == 0
+    outputs = Outputs(args.overwrite)
+    if lead:
+        _claim_run(args, outputs)
     plan = (
         TrainingPlan.new(args, group) if args.resume is None else TrainingPlan.resume(args, group)
     )
@@ -41,34 +48,76 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lead:
         print(header(plan, group, threads))
     group.barrier()  # every rank's setup is good (or a failed one has ended the job)
-    out = _run_dir(plan, group.size) if lead else None
+    saver = _saver(plan, group.size, outputs, args.save_every) if lead else None
     logging = lead and not args.quiet and not sys.stderr.isatty()
-    epochs = _Epochs(plan, out, args.log_every or 1, logging)
+    epochs = _Epochs(plan, saver, args.log_every or 1, logging)
     loss = LOSSES[plan.options.loss]()
+    started = time.perf_counter()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a NaN: guarded
         try:
             _fit(plan, loss, epochs, group, progress=sys.stderr.isatty() and not args.quiet)
-        except KeyboardInterrupt:
-            return interrupted(plan, epochs.saved, out, group)
-        epochs.log_stop()
-        if out is None:  # the other ranks are done: rank 0 writes the run
-            group.barrier()
-            return EXIT_OK if epochs.diverged is None else EXIT_DIVERGED
-        test_set = plan.splits.test
-        test = None if epochs.diverged else evaluate(plan.net, test_set.X, test_set.y, loss=loss)
-    status = finish(plan, test, out, epochs.diverged, group.size)
+            epochs.log_stop()
+            if saver is None:  # the other ranks are done: rank 0 writes the run
+                group.barrier()
+                return EXIT_OK if epochs.diverged is None else EXIT_DIVERGED
+            test_set = plan.splits.test
+            test = (
+                None if epochs.diverged else evaluate(plan.net, test_set.X, test_set.y, loss=loss)
+            )
+        except KeyboardInterrupt as stop:
+            with signals.held():  # a second Ctrl-C does not cut the saving short
+                return interrupted(plan, saver, group, signals.exit_status(stop))
+    with signals.held() as caught:  # the run's last files are written whole
+        status = finish(plan, test, saver, epochs.diverged, time.perf_counter() - started)
+    if caught:
+        print(
+            f"xpnet train: interrupted after the run finished; every file in {saver.out} is "
+            "written",
+            file=sys.stderr,
+        )
+        status = signals.exit_status(caught[0])
     group.barrier()  # the others wait for the run to be written
     return status
 
 
-def _run_dir(plan: TrainingPlan, processes: int) -> Path:
+def _claim_run(args: argparse.Namespace, outputs: Outputs) -> None:
+    """Before anything is loaded: refuse a run directory whose files are not this run's to
+    replace; a resumed run's own files are its to replace; leftover temporary files of a
+    save that was killed are removed."""
+    if args.resume is not None:
+        run: Path = args.resume
+        if run.suffix == SUFFIX:
+            raise UsageError(
+                f"--resume takes the run directory, not its checkpoint file: --resume "
+                f"{run.parent if run.name == FILENAME else run.with_suffix('')}"
+            )
+        outputs.adopt(run / name for name in RUN_FILES)
+    elif args.out is not None:
+        run = args.out
+        if os.path.lexists(run) and not run.is_dir():
+            raise UsageError(f"--out {run} is a file; --out names the run's directory")
+        if (run / FILENAME).exists() and not args.overwrite:
+            raise UsageError(
+                f"{run} already holds a run; continue it with --resume {run} --epochs N, "
+                "choose another --out, or give --overwrite to replace it"
+            )
+        for name in RUN_FILES:
+            outputs.claim(run / name)
+    else:
+        return
+    for name in RUN_FILES:
+        remove_stale_temporaries(run / name)
+
+
+def _saver(plan: TrainingPlan, processes: int, outputs: Outputs, interval: float) -> RunSaver:
     """The run directory, made once the setup is known good (by rank 0 alone), with its
-    config.json."""
+    config.json, and what keeps its files up to date."""
     out = plan.out or new_run_dir(Path(plan.options.data).stem)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", run_config(plan.options, plan.net, plan.classes, processes))
-    return out
+    config = run_config(plan.options, plan.net, plan.classes, processes)
+    outputs.write(out / "config.json", json_bytes(config))
+    return RunSaver(plan, out, outputs, interval, processes)
 
 
 def _fit(
@@ -87,7 +136,7 @@ def _fit(
         seed=plan.options.seed,
         validation=None if val_set is None else (val_set.X, val_set.y),
         progress=progress,
-        callbacks=[epochs.guard, epochs.checkpoint, epochs.log],  # in this order: guard first
+        callbacks=[epochs.guard, epochs.save, epochs.log],  # in this order: guard first
         initial_epoch=plan.start,
         history=plan.history,
         comm=group,
@@ -96,14 +145,15 @@ def _fit(
 
 
 class _Epochs:
-    """fit's callbacks after every epoch: stop at the first that is not finite, checkpoint
-    the good ones into `out` (None: a rank that writes nothing) and, when `logging`, say one
-    line every `every` epochs."""
+    """fit's callbacks after every epoch: stop at the first that is not finite, keep the
+    run's files up to date through `saver` (None: a rank that writes nothing) and, when
+    `logging`, say one line every `every` epochs."""
 
-    def __init__(self, plan: TrainingPlan, out: Path | None, every: int, logging: bool) -> None:
-        self.plan, self.out, self.every, self.logging = plan, out, every, logging
+    def __init__(
+        self, plan: TrainingPlan, saver: RunSaver | None, every: int, logging: bool
+    ) -> None:
+        self.plan, self.saver, self.every, self.logging = plan, saver, every, logging
         self.diverged: int | None = None  # the first epoch whose numbers were not finite
-        self.saved = plan.start  # the epoch the checkpoint holds
 
     def guard(self, epoch: int, record: dict[str, float]) -> bool:
         """Stop at the first epoch whose loss (or any other number) is not finite (the same
@@ -112,36 +162,11 @@ class _Epochs:
             self.diverged = epoch
         return self.diverged is not None
 
-    def checkpoint(self, epoch: int, record: dict[str, float]) -> None:
-        """After every good epoch, so an interrupted run can be resumed (a diverged epoch is
-        not saved: the last checkpoint stays the last finite net)."""
-        if self.diverged is not None or self.out is None:
-            return
-        plan = self.plan
-        options = plan.options.to_dict()
-        metadata: dict[str, Any] = {"options": options}
-        if plan.stopper is not None:
-            if plan.stopper.best_epoch == epoch:  # the net holds the best weights so far
-                save(
-                    plan.net,
-                    self.out / BEST,
-                    {"options": options},
-                    epoch=epoch,
-                    seed=plan.options.seed,
-                    classes=plan.classes,
-                )
-            metadata["early_stopping"] = plan.stopper.state_dict()
-        save(
-            plan.net,
-            self.out,
-            metadata,
-            optimizer=plan.optimizer,
-            epoch=epoch,
-            seed=plan.options.seed,
-            history=plan.history.records,
-            classes=plan.classes,
-        )
-        self.saved = epoch
+    def save(self, epoch: int, record: dict[str, float]) -> None:
+        """The epoch's line in history.csv, and its checkpoint unless it diverged (the last
+        checkpoint stays the last finite net)."""
+        if self.saver is not None:
+            self.saver.epoch_done(epoch, record, good=self.diverged is None)
 
     def log(self, epoch: int, record: dict[str, float]) -> None:
         """Off a terminal (a log file, CI), one plain line every `every` epochs."""

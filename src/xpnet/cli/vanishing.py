@@ -17,7 +17,8 @@ from .. import plots
 from ..data import Dataset, load_dataset, one_hot, train_test_split
 from ..diagnostics import NetKind, accuracy_study, first_over_last, vanishing_study
 from .config import SPLIT_SEED, TEST_FRACTION, check_memory
-from .runs import draw, new_run_dir, write_json
+from .outputs import Outputs
+from .runs import draw, json_bytes, new_run_dir
 
 __all__ = ["BATCH_SIZE", "LR", "cmd_vanishing", "net_names"]
 
@@ -35,6 +36,10 @@ def net_names(activations: Sequence[str], norm: str | None, residual: bool) -> l
 
 
 def cmd_vanishing(args: argparse.Namespace) -> None:
+    outputs = Outputs(args.overwrite)
+    if args.out is not None:  # refused before any file is written
+        for name in ("vanishing.json", "vanishing.png"):
+            outputs.claim(args.out / name)
     data = load_dataset(args.data)
     rows = np.random.default_rng(args.seed).permutation(len(data))[: args.batch_size]
     X, T = data.X[rows], one_hot(data.y[rows], data.n_classes)
@@ -78,9 +83,9 @@ def cmd_vanishing(args: argparse.Namespace) -> None:
         )
     out = args.out or new_run_dir("vanishing")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "vanishing.json", results)
+    outputs.write(out / "vanishing.json", json_bytes(results))
     plot = functools.partial(plots.plot_vanishing, accuracy=results.get("accuracy"))
-    drawn = draw(plot, gradients, out / "vanishing.png")
+    drawn = draw(plot, gradients, out / "vanishing.png", outputs)
     print(f"saved in {out}: vanishing.json" + (", vanishing.png" if drawn else ""))
 
 

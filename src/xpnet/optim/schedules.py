@@ -115,7 +115,9 @@ class Cosine(Schedule, name="cosine"):
 class Plateau(Schedule, name="plateau"):
     """Multiply the factor by `gamma` when `monitor` (a record key: "val_loss", or "loss" when
     there is no validation) has not improved by more than `threshold` (relative) for
-    `patience` epochs in a row."""
+    `patience` epochs in a row, never below `min_factor` (the floor: PyTorch's min_lr over
+    the base rate). A `monitor` the records lack (a typo such as "acc") raises at the first
+    epoch's end, instead of never firing."""
 
     def __init__(
         self,
@@ -124,14 +126,20 @@ class Plateau(Schedule, name="plateau"):
         monitor: str = "val_loss",
         threshold: float = 1e-4,
         warmup_epochs: int = 0,
+        min_factor: float = 0.0,
     ) -> None:
         super().__init__(warmup_epochs)
         if not (isinstance(patience, int) and patience >= 1):
             raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
         if not 0.0 < gamma < 1.0:
             raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
+        if not isinstance(monitor, str):
+            raise ValueError(f"monitor must be a record key such as 'val_loss', got {monitor!r}")
+        if not 0.0 <= min_factor <= 1.0:
+            raise ValueError(f"min_factor must be in [0, 1], got {min_factor!r}")
         self.patience, self.gamma = patience, float(gamma)
         self.monitor, self.threshold = monitor, float(threshold)
+        self.min_factor = float(min_factor)
         self.best: float | None = None
         self.bad_epochs = 0
         self.scale = 1.0
@@ -140,15 +148,21 @@ class Plateau(Schedule, name="plateau"):
         return self.scale
 
     def observe(self, record: Mapping[str, float]) -> None:
-        value = record.get(self.monitor, record.get("loss"))
-        if value is None or not math.isfinite(value):
+        key = self.monitor if self.monitor in record or self.monitor != "val_loss" else "loss"
+        if key not in record:
+            raise ValueError(
+                f"the plateau schedule watches {self.monitor!r}, which the training records "
+                f"lack (they have {sorted(record)}); monitor one of those"
+            )
+        value = record[key]
+        if not math.isfinite(value):
             return
         if self.best is None or value < self.best * (1.0 - self.threshold):
             self.best, self.bad_epochs = value, 0
             return
         self.bad_epochs += 1
         if self.bad_epochs >= self.patience:
-            self.scale *= self.gamma
+            self.scale = max(self.scale * self.gamma, self.min_factor)
             self.bad_epochs = 0
 
     def _arguments(self) -> dict[str, Any]:
@@ -157,6 +171,7 @@ class Plateau(Schedule, name="plateau"):
             "gamma": self.gamma,
             "monitor": self.monitor,
             "threshold": self.threshold,
+            "min_factor": self.min_factor,
             **super()._arguments(),
         }
 
