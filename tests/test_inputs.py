@@ -87,6 +87,17 @@ def test_nan_or_inf_in_the_data_is_refused_before_training(backend, where, bad):
         np.testing.assert_array_equal(v, before[k])
 
 
+def test_finite_values_beyond_float32_are_not_called_nan_or_infinite():
+    X = XOR_X.astype(np.float64)
+    X[2, 1] = 1e40
+    net = xpnet.MLP([2, 2, 1])
+    with pytest.raises(ValueError, match=r"X \(training data\) has 1 finite value beyond"):
+        xpnet.fit(net, X, XOR_T, epochs=1)
+    with pytest.raises(ValueError, match=r"1e\+40 at row 2, column 1; rescale the data or train"):
+        xpnet.fit(net, X, XOR_T, epochs=1)
+    xpnet.fit(xpnet.MLP([2, 2, 1], dtype="float64"), X, XOR_T, epochs=1)  # float64 holds it
+
+
 def test_targets_of_the_wrong_shape_are_refused():
     net = xpnet.MLP([2, 2, 3])
     with pytest.raises(ValueError, match=r"T \(training data\) has shape \(4, 2\).*\(4, 3\)"):

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_extra as xpx
+import numpy as np
 
 from .backend import Backend, asarray, check_placement, count_nonfinite, index_dtype, to_numpy
 from .sequential import Sequential
 
-__all__ = ["is_classification", "prepare", "to_net"]
+__all__ = ["check_range", "is_classification", "prepare", "to_net"]
 
 Array = Any
 
@@ -54,10 +55,31 @@ def to_net(net: Sequential, a: Any, what: str) -> Array:
     The net's own arrays pass; any other library or device raises, naming both."""
     if type(a).__module__ == "numpy" or isinstance(a, list | tuple):
         if getattr(getattr(a, "dtype", None), "kind", "f") == "f":
-            return asarray(a, like=net)
+            with np.errstate(over="ignore"):  # values beyond the dtype: reported next
+                moved = asarray(a, like=net)
+            if count_nonfinite(moved, net.backend.xp):  # the cast may have made infinities
+                check_range(np.asarray(a), net.dtype_name, what)
+            return moved
         return net.backend.from_host(a)
     check_placement(a, net.backend, what)
     return a
+
+
+def check_range(a: np.ndarray, dtype: str, what: str, fix: str = "train in float64") -> None:
+    """Refuse finite host values that `dtype` cannot hold (1e40 in float32): the cast would
+    turn them into infinities and the data would be blamed for NaN or infinite values it
+    does not have."""
+    largest = float(np.finfo(dtype).max)
+    with np.errstate(invalid="ignore"):
+        beyond = np.isfinite(a) & (np.abs(a) > largest)
+    if beyond.any():
+        first = tuple(np.argwhere(beyond)[0])
+        where = f"row {first[0]}" + (f", column {first[1]}" if len(first) > 1 else "")
+        count = int(beyond.sum())
+        raise ValueError(
+            f"{what} has {count} finite value{'s' if count > 1 else ''} beyond {dtype}'s range "
+            f"(+-{largest:.3g}), e.g. {a[first]:.3g} at {where}; rescale the data or {fix}"
+        )
 
 
 def _one_hot(labels: Array, n_classes: int, net: Sequential) -> Array:

@@ -13,6 +13,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_checkpoint, read_checkpoint
 from ..data import DOWNLOADED, Dataset, load_dataset
 from ..distributed import Communicator
+from ..inputs import check_range
 from ..optim import OPTIMIZERS, Optimizer
 from ..sequential import Sequential
 from ..stopping import EarlyStopping
@@ -66,6 +67,8 @@ class TrainingPlan:
         check_processes(options, group.size)
         data = _load(options.data, None, args.quiet, group)
         splits = split(data, options)
+        for part in (data, splits.test):
+            check_range(part.X, options.dtype, f"the data {part.name}", fix="give --dtype float64")
         options = dataclasses.replace(
             options,
             data_sha256=data_digest(data, options.data),
