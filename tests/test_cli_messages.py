@@ -28,3 +28,33 @@ def test_values_beyond_float32_are_named_before_the_run_folder_is_made(capsys, t
     assert "NaN" not in err and not (tmp_path / "r").exists()
     argv = ["train", "--data", tmp_path / "big.npz", "--epochs", "1", "--quiet"]
     assert run(capsys, *argv, "--dtype", "float64", "--out", tmp_path / "r64")[0] == 0
+
+
+def test_an_unreadable_npz_is_called_unreadable_not_a_zip(capsys, tmp_path, monkeypatch):
+    """Item 19: a permission error was reported as "not an .npz (zip) archive"."""
+    import builtins
+
+    locked = tmp_path / "locked.npz"
+    np.savez(locked, X=np.ones((4, 2)), y=np.arange(4) % 2)
+    real_open = builtins.open
+
+    def no_permission(file, *args, **kwargs):  # what chmod 000 does to anyone but root
+        if str(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_permission)
+    err = one_line_error(capsys, "train", "--data", locked, "--out", tmp_path / "r")
+    assert f"Permission denied: {locked}" in err and "zip" not in err
+
+
+def test_a_pickle_named_checkpoint_safetensors_is_called_a_pickle(capsys, tmp_path):
+    """Item 19: the .safetensors name made a pickle a "codec" error."""
+    import pickle
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.safetensors").write_bytes(pickle.dumps({"W1": [1.0]}))
+    for command in (["evaluate", run_dir], ["info", run_dir / "checkpoint.safetensors"]):
+        err = one_line_error(capsys, *command)
+        assert "is not an xpnet checkpoint (it looks like a pickle" in err and "codec" not in err

@@ -198,7 +198,8 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
             "or a .safetensors file written by xpnet.save"
         )
     data = source.read_bytes()
-    if source.suffix != SUFFIX and not _looks_like_safetensors(data):
+    foreign = source.suffix != SUFFIX or _foreign_kind(data) is not None  # a renamed pickle
+    if foreign and not _looks_like_safetensors(data):
         raise CheckpointError(
             f"{source} is not an xpnet checkpoint ({_what_it_is(data)}); give a run directory "
             f"(with {FILENAME}) or a {SUFFIX} file written by xpnet.save"
@@ -216,10 +217,19 @@ def _looks_like_safetensors(data: bytes) -> bool:
     return 2 <= size <= len(data) - 8 and data[8:9] == b"{"
 
 
+def _foreign_kind(data: bytes) -> str | None:
+    """What a file that other libraries write seems to be, by its first bytes (None: none)."""
+    if data[:1] == b"\x80":  # pickle protocol 2+
+        return "a pickle"
+    if data[:2] == b"PK":  # torch.save, .npz
+        return "a zip archive (torch.save or numpy.savez?)"
+    return None
+
+
 def _what_it_is(data: bytes) -> str:
     """A few words on what a file that is not a checkpoint seems to be, for error messages."""
-    if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle protocol 2+, zip (torch.save, .npz)
-        kind = "a pickle" if data[:1] == b"\x80" else "a zip archive (torch.save or numpy.savez?)"
+    kind = _foreign_kind(data)
+    if kind is not None:
         return f"it looks like {kind}, which xpnet never loads: unpickling can run code"
     return "not a safetensors file" if data else "an empty file"
 

@@ -311,7 +311,9 @@ def _load_npz(path: Path) -> Dataset:
 
 def _read_npz(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
     """The arrays among `names` that the .npz archive holds, and all its keys; never unpickles."""
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as file:  # an unreadable file is named as such, not as "not a zip"
+        is_zip = zipfile.is_zipfile(file)
+    if not is_zip:
         raise DataError(f"{path} is not an .npz (zip) archive; write it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
