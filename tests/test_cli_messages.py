@@ -58,3 +58,34 @@ def test_a_pickle_named_checkpoint_safetensors_is_called_a_pickle(capsys, tmp_pa
     for command in (["evaluate", run_dir], ["info", run_dir / "checkpoint.safetensors"]):
         err = one_line_error(capsys, *command)
         assert "is not an xpnet checkpoint (it looks like a pickle" in err and "codec" not in err
+
+
+def test_a_run_that_diverged_before_its_first_checkpoint_says_so(capsys, tmp_path):
+    """Item 21: evaluate and predict said "no such file" of a diverged run's checkpoint."""
+    argv = ["train", "--data", "xor", "--activation", "relu", "--optimizer", "sgd"]
+    status, _, _ = run(capsys, *argv, "--lr", "1e30", "--epochs", "3", "--out", tmp_path / "r")
+    assert status == 3 and not (tmp_path / "r" / "checkpoint.safetensors").exists()
+    np.savez(tmp_path / "x.npz", X=np.zeros((2, 2)))
+    for command in (
+        ["evaluate", tmp_path / "r"],
+        ["predict", tmp_path / "r", tmp_path / "x.npz", "-o", tmp_path / "p.npz"],
+    ):
+        err = one_line_error(capsys, *command)
+        assert f"the run in {tmp_path / 'r'} diverged in epoch 1, before any epoch" in err
+        assert "lower --lr" in err and "no such file" not in err
+
+
+def test_evaluating_on_changed_data_is_one_plain_sentence(capsys, tmp_path):
+    """Item 21: "so it cannot be evaluated (give --data to use it) on it" was garbled."""
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
+    argv = ["train", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "r"]
+    assert run(capsys, *argv)[0] == 0
+    np.savez(data, X=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
+    err = one_line_error(capsys, "evaluate", tmp_path / "r")
+    assert (
+        f"so the run cannot be evaluated on it; restore the original data, or give --data "
+        f"{data} to evaluate on all of it as it is now" in err
+    )
+    assert "accuracy" in run(capsys, "evaluate", tmp_path / "r", "--data", data)[1]

@@ -160,14 +160,21 @@ def data_digest(data: Dataset, spec: str) -> str | None:
     return h.hexdigest()
 
 
-def check_same_data(data: Dataset, spec: str, recorded: str | None, run: Path, action: str) -> None:
+def check_same_data(
+    data: Dataset,
+    spec: str,
+    recorded: str | None,
+    run: Path,
+    action: str,
+    fix: str = "start a new run on this data",
+) -> None:
     """Refuse to go on with a run whose data file `spec` changed since the run started (its
-    `recorded` digest differs; runs that did not record a digest are not checked)."""
+    `recorded` digest differs; runs that did not record a digest are not checked): the run
+    cannot `action` ("resume") on it; `fix` says what else to do."""
     if recorded is not None and recorded != data_digest(data, spec):
         raise UsageError(
             f"the data {spec} changed since the run in {run} started (its SHA-256 "
-            f"differs), so it cannot {action} on it; restore the original data, or start a new "
-            "run on this data"
+            f"differs), so the run cannot {action} on it; restore the original data, or {fix}"
         )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..backend import to_numpy
-from ..checkpoint import load_checkpoint
+from ..checkpoint import FILENAME, load_checkpoint
 from ..data import load_dataset, load_inputs
 from ..layers.sequence import widths
 from ..losses import LOSSES
@@ -33,7 +34,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     elif isinstance(options.get("test_data"), str):
         data = load_dataset(options["test_data"], classes=ck.classes)
         recorded = options.get("test_data_sha256")
-        check_same_data(data, options["test_data"], recorded, args.run_dir, "be evaluated")
+        check_same_data(
+            data,
+            options["test_data"],
+            recorded,
+            args.run_dir,
+            "be evaluated",
+            f"give --data {options['test_data']} to evaluate on all of it as it is now",
+        )
         where = "the run's --test-data"
     elif isinstance(options.get("data"), str):
         whole = load_dataset(options["data"], classes=ck.classes)
@@ -42,7 +50,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             options["data"],
             options.get("data_sha256"),
             args.run_dir,
-            "be evaluated (give --data to use it)",
+            "be evaluated",
+            f"give --data {options['data']} to evaluate on all of it as it is now",
         )
         own_split = {**ABSENT, **options}["own_split"]
         data, where = test_split(whole, options["data"], None, own_split)[1], "the test split"
@@ -61,8 +70,30 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _model(run: Path) -> Path:
     """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
-    else its checkpoint (the last epoch's; a .safetensors file is itself)."""
-    return run / BEST if (run / BEST).is_file() else run
+    else its checkpoint (the last epoch's; a .safetensors file is itself). A run that
+    diverged before its first checkpoint is refused as such, not as a missing file."""
+    if (run / BEST).is_file():
+        return run / BEST
+    if run.is_dir() and not (run / FILENAME).exists():
+        diverged = _diverged_epoch(run)
+        if diverged is not None:
+            raise UsageError(
+                f"the run in {run} diverged in epoch {diverged}, before any epoch was saved, "
+                "so it has no net to use; train it again with a lower --lr (history.csv says "
+                "how it went)"
+            )
+    return run
+
+
+def _diverged_epoch(run: Path) -> int | None:
+    """The epoch a run's metrics.json says it diverged in (None: it did not say so)."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(metrics, dict) and metrics.get("diverged") is True:
+        return int(metrics.get("epochs") or 1)
+    return None
 
 
 def _default_loss(net: Sequential) -> str:
