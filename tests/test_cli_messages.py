@@ -89,3 +89,22 @@ def test_evaluating_on_changed_data_is_one_plain_sentence(capsys, tmp_path):
         f"{data} to evaluate on all of it as it is now" in err
     )
     assert "accuracy" in run(capsys, "evaluate", tmp_path / "r", "--data", data)[1]
+
+
+def test_csv_labels_that_name_no_class_are_named_by_their_line(capsys, tmp_path):
+    """Item 23: 1e30 got the advice for arrays and the sample's row instead of its line."""
+    (tmp_path / "l.csv").write_text("a,b,label\n1,2,1e30\n3,4,0\n5,6,1e30\n7,8,0\n")
+    err = one_line_error(capsys, "train", "--data", tmp_path / "l.csv")
+    assert "the label 1e+30 on line 2 is no class label (lines 2, 4)" in err
+    assert "astype" not in err and "rows" not in err
+
+
+def test_a_quoted_comma_is_part_of_the_label(capsys, tmp_path):
+    """Item 23: `"x,y"` split the label in two and the whole line was quoted back."""
+    lines = ["a,b,label", '1,2,"x,y"', "3,4,z", '5,6,"x,y"', "7,8,z"] * 3
+    (tmp_path / "q.csv").write_text("\n".join(lines[:1] + [x for x in lines if x != "a,b,label"]))
+    argv = ["train", "--data", tmp_path / "q.csv", "--epochs", "1", "--quiet"]
+    assert run(capsys, *argv, "--out", tmp_path / "r")[0] == 0
+    out = run(capsys, "predict", tmp_path / "r", tmp_path / "q.csv", "-o", tmp_path / "p.csv")
+    assert out[0] == 0
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == 'label,"p_x,y",p_z'

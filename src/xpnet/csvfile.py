@@ -6,18 +6,28 @@ are parsed by NumPy.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .labels import DataError
+from .labels import DataError, not_whole
 
-__all__ = ["read_csv"]
+__all__ = ["CsvTable", "check_class_labels", "read_csv"]
 
 OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}  # what CSV files are mistaken for
 
 
-def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+class CsvTable(NamedTuple):
+    """A CSV file's features X (float64), its last column and the file's line of each row."""
+
+    X: np.ndarray
+    last: np.ndarray
+    lines: list[int]
+
+
+def read_csv(path: Path) -> CsvTable:
     """(X, labels) of a file of comma-separated numbers with the label (a number or text) in
     the last column; a first line is a header when none of its cells is a number (a data row
     with one bad cell is kept, and reported as bad), or when it numbers the columns (0, 1, ...
@@ -39,29 +49,50 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         numbered = numbered[1:]
     if not numbered:
         raise DataError(f"{path}: the dataset is empty (no data lines); add rows of numbers")
-    width = numbered[0][1].count(",") + 1
-    for number, line in numbered:
-        if line.count(",") + 1 != width:
+    rows = [_cells(line) for _, line in numbered]
+    width = len(rows[0])
+    for (number, _), cells in zip(numbered, rows, strict=True):
+        if len(cells) != width:
             raise DataError(
-                f"{path}: line {number} has {line.count(',') + 1} columns, expected {width}; "
-                "fix that row"
+                f"{path}: line {number} has {len(cells)} columns, expected {width}; fix that row"
             )
     lines = [line for _, line in numbered]
     try:
-        X = np.loadtxt(lines, delimiter=",", comments=None, ndmin=2, usecols=range(width - 1))
+        X = np.loadtxt(
+            lines, delimiter=",", quotechar='"', comments=None, ndmin=2, usecols=range(width - 1)
+        )
     except ValueError as err:
         raise DataError(_problem(path, numbered) or f"{path}: {err}") from err
-    return X, _labels([line.rpartition(",")[2] for line in lines])
+    return CsvTable(X, _labels([cells[-1] for cells in rows]), [n for n, _ in numbered])
+
+
+def check_class_labels(path: Path, table: CsvTable) -> None:
+    """Refuse number labels that name no class (1e30, 0.5, nan), by the file's line."""
+    if table.last.dtype.kind != "f":
+        return
+    bad = not_whole(table.last)
+    if bad.size:
+        lines = [table.lines[i] for i in bad[:5]]
+        raise DataError(
+            f"{path}: the label {table.last[bad[0]]:g} on line {lines[0]} is no class label "
+            f"(lines {', '.join(map(str, lines))}{', ...' if bad.size > 5 else ''}): class "
+            "labels are whole numbers below 2**63 or text; fix those lines or drop them"
+        )
+
+
+def _cells(line: str) -> list[str]:
+    """A line's cells: split at commas, except inside double quotes ("a, b" is one label)."""
+    return next(csv.reader([line])) if '"' in line else line.split(",")
 
 
 def _is_header(first: str, rest: list[str]) -> bool:
     """Whether the first line names the columns rather than holding a sample."""
-    cells = [cell.strip() for cell in first.split(",")]
+    cells = [cell.strip() for cell in _cells(first)]
     if not any(_is_number(cell) for cell in cells):
         return True
     numbers = [int(cell) if cell.isdigit() else None for cell in cells]
     counting = numbers in (list(range(len(cells))), list(range(1, len(cells) + 1)))
-    labels = {line.rpartition(",")[2].strip() for line in rest}
+    labels = {_cells(line)[-1].strip() for line in rest}
     return counting and bool(rest) and cells[-1] not in labels
 
 

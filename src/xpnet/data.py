@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .csvfile import read_csv
+from .csvfile import check_class_labels, read_csv
 from .labels import SHOW, DataError, encode_labels
 
 __all__ = [
@@ -166,7 +166,7 @@ def load_inputs(path: str | os.PathLike, n_features: int | None = None) -> np.nd
 def _csv_inputs(path: Path, n_features: int | None) -> np.ndarray:
     """A CSV's features: all its columns, or all but a last (label) column when the net takes
     that many."""
-    X, last = read_csv(path)
+    X, last, _ = read_csv(path)
     if n_features is not None and X.shape[1] == n_features:
         return X
     if last.dtype.kind not in "iuf":
@@ -325,8 +325,9 @@ def _read_npz(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray]
 
 def _load_csv(path: Path) -> Dataset:
     """The features and labels of a .csv file (see xpnet.csvfile)."""
-    X, y = read_csv(path)
-    return _from_arrays(X, y, path.stem)
+    table = read_csv(path)
+    check_class_labels(path, table)
+    return _from_arrays(table.X, table.last, path.stem)
 
 
 def _load_idx_dir(path: Path) -> Dataset:

@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["DataError", "class_array", "describe_classes", "encode_labels", "label_values"]
+__all__ = [
+    "DataError",
+    "class_array",
+    "describe_classes",
+    "encode_labels",
+    "label_values",
+    "not_whole",
+]
 
 SHOW = 5  # how many offending rows or labels an error message lists
 
@@ -49,14 +56,20 @@ def label_values(y: ArrayLike, name: str = "labels") -> np.ndarray:
             f"{name}: labels must be integers or text, got dtype {y.dtype}; convert them with "
             "y.astype(int) or y.astype(str)"
         )
-    with np.errstate(invalid="ignore"):
-        bad_rows = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) >= 2**63))
+    bad_rows = not_whole(y)
     if bad_rows.size:
         raise DataError(
             f"{name}: labels must be whole numbers or text, found {y[bad_rows[0]]} "
             f"(rows {bad_rows[:SHOW].tolist()}); fix or drop those rows"
         )
     return y.astype(np.int64)
+
+
+def not_whole(y: np.ndarray) -> np.ndarray:
+    """The rows of float labels that are no class label: not finite, fractional, or beyond
+    int64 (1e30)."""
+    with np.errstate(invalid="ignore"):
+        return np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) >= 2**63))
 
 
 def class_array(classes: ArrayLike, name: str = "classes") -> np.ndarray:
