@@ -121,6 +121,6 @@ def _is_number(cell: str) -> bool:
 def _problem(path: Path, numbered: list[tuple[int, str]]) -> str | None:
     """The first line with a feature numpy could not read, named by its line in the file."""
     for number, line in numbered:
-        if not all(_is_number(cell) for cell in line.split(",")[:-1]):
+        if not all(_is_number(cell) for cell in _cells(line)[:-1]):
             return f"{path}: line {number} has a non-numeric cell: {line.strip()[:60]!r}"
     return None
