@@ -19,22 +19,34 @@ X, T, W = [[1.0, -2.0, 0.5]], [[1.0]], [[0.3], [-0.1], [0.8]]
 
 def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     """Train and print; return (y, E) before each step and after the last."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="numpy", help="numpy, torch, cupy, ...")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backend", default="numpy", help="numpy, torch, cupy, array_api_strict or jax"
+    )
     parser.add_argument("--device", default=None, help="e.g. cuda:1; default: the backend's")
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float32", "float64"],
+        help="default: float64 (JAX needs JAX_ENABLE_X64=1 for it; or give float32)",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=0.5)
     args = parser.parse_args(argv)
 
-    neuron = xpnet.MLP(
-        [3, 1],
-        output="sigmoid",
-        bias=False,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-    )
+    try:
+        neuron = xpnet.MLP(
+            [3, 1],
+            output="sigmoid",
+            bias=False,
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+        )
+    except (xpnet.BackendError, ValueError) as err:  # a backend, device or dtype not here
+        parser.error(str(err))
     neuron.load_state_dict({"W1": xpnet.asarray(W, like=neuron)})
     x, t = xpnet.asarray(X, like=neuron), xpnet.asarray(T, like=neuron)
     loss, optimizer = xpnet.SSELoss(), xpnet.SGD(lr=args.lr)

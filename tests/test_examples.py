@@ -60,3 +60,17 @@ def test_hidden_layer(case, capsys):
     assert falls(errors) and abs(trace[-1][0] - 0.5) < 0.02
     out = capsys.readouterr().out
     assert "step   0  y = 0.690283" in out and "W2 = " in out
+
+
+@pytest.mark.parametrize("name", ["single_neuron", "hidden_layer"])
+def test_an_unusable_backend_or_dtype_is_one_line_and_the_help_is_whole(name, capsys):
+    """Issue 21, item 25: --backend jax (float64 without x64 mode) crashed with a traceback,
+    and the help's description stopped mid-sentence."""
+    with pytest.raises(SystemExit) as stop:
+        example(name)(["--backend", "no-such-library"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and "no-such-library" in err
+    with pytest.raises(SystemExit):
+        example(name)(["--help"])
+    out = capsys.readouterr().out
+    assert f"python examples/{name}.py --backend numpy" in out and "JAX_ENABLE_X64" in out

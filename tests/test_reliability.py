@@ -93,3 +93,14 @@ def test_backward_refuses_a_gradient_of_another_dtype_as_forward_refuses_inputs(
     gY = xp.ones((5, 2), dtype=xp.float64, device=backend.device)
     with pytest.raises(ValueError, match=r"gY has dtype .*float64.* but the net is float32"):
         net.backward(gY)
+
+
+def test_a_net_too_big_for_the_memory_is_refused_before_allocating(monkeypatch):
+    """Issue 21, item 25: MLP([64, 10**9, 10]) raised NumPy's MemoryError from the draw."""
+    with pytest.raises(MemoryError, match=r"a net of 7.5e\+10 parameters needs about .* GiB"):
+        xpnet.MLP([64, 10**9, 10])
+    monkeypatch.setattr("xpnet.memory.host_available_memory", lambda: 2**20)
+    with pytest.raises(MemoryError, match=r"but the host has 0\.000977 GiB free; use fewer"):
+        xpnet.MLP([64, 1000, 10])
+    monkeypatch.setattr("xpnet.memory.host_available_memory", lambda: None)  # unknown: go on
+    assert xpnet.MLP([64, 1000, 10]).n_out == 10

@@ -22,8 +22,10 @@ from .layers.sequence import (
     has_parameters,
     layer_names,
     leaves,
+    parameter_shapes,
     widths,
 )
+from .memory import check_parameters_fit
 from .params import ParameterBuffer
 from .rng import new_generator
 
@@ -86,6 +88,7 @@ class Sequential:
         names = layer_names(self.layers)
         if not any(leaf.parameter_shapes() for leaf in found):
             raise ValueError("a net needs at least one layer with parameters, e.g. xpnet.Linear")
+        check_parameters_fit(parameter_shapes(self.layers), self.backend, self.dtype_name)
         self.parameter_buffer: ParameterBuffer = ParameterBuffer(self._initial(found, names))
         for layer in self.layers:
             layer.place(self.backend, self.dtype_name)
