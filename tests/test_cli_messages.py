@@ -108,3 +108,21 @@ def test_a_quoted_comma_is_part_of_the_label(capsys, tmp_path):
     out = run(capsys, "predict", tmp_path / "r", tmp_path / "q.csv", "-o", tmp_path / "p.csv")
     assert out[0] == 0
     assert (tmp_path / "p.csv").read_text().splitlines()[0] == 'label,"p_x,y",p_z'
+
+
+def test_resume_of_a_file_names_the_run_directory_before_resuming(capsys, tmp_path):
+    """Item 20: `--resume FILE` said "resuming at epoch N", then failed with "File exists"
+    (or "Not a directory") when the run's files were to be written beside it."""
+    run_dir = tmp_path / "run"
+    argv = ["train", "--data", "xor", "--epochs", "2", "--quiet"]
+    assert run(capsys, *argv, "--out", run_dir)[0] == 0
+    copy = tmp_path / "ck"  # a checkpoint under another name
+    copy.write_bytes((run_dir / "checkpoint.safetensors").read_bytes())
+    for resume, hint in (
+        (run_dir / "checkpoint.safetensors", f"give --resume {run_dir}"),
+        (copy, "give the directory `xpnet train` wrote (checkpoint.safetensors in it)"),
+    ):
+        code, out, err = run(capsys, "train", "--resume", resume, "--epochs", "3")
+        assert code == 2 and "resuming" not in out, (out, err)
+        assert f"--resume takes a run directory, not a file ({resume}); {hint}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "run"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import FILENAME, SUFFIX
+from ..checkpoint import FILENAME
 from ..distributed import Communicator
 from ..files import remove_stale_temporaries
 from ..losses import LOSSES, Loss
@@ -24,7 +24,7 @@ from .errors import EXIT_DIVERGED, EXIT_OK, UsageError
 from .outputs import Outputs
 from .plan import TrainingPlan
 from .report import finish, interrupted
-from .runs import RUN_FILES, json_bytes, new_run_dir, run_config
+from .runs import BEST, RUN_FILES, json_bytes, new_run_dir, run_config
 from .saving import RunSaver
 
 __all__ = ["cmd_train"]
@@ -87,11 +87,8 @@ def _claim_run(args: argparse.Namespace, outputs: Outputs) -> None:
     save that was killed are removed."""
     if args.resume is not None:
         run: Path = args.resume
-        if run.suffix == SUFFIX:
-            raise UsageError(
-                f"--resume takes the run directory, not its checkpoint file: --resume "
-                f"{run.parent if run.name == FILENAME else run.with_suffix('')}"
-            )
+        if os.path.lexists(run) and not run.is_dir():
+            raise UsageError(_not_a_run_directory(run))
         outputs.adopt(run / name for name in RUN_FILES)
     elif args.out is not None:
         run = args.out
@@ -108,6 +105,17 @@ def _claim_run(args: argparse.Namespace, outputs: Outputs) -> None:
         return
     for name in RUN_FILES:
         remove_stale_temporaries(run / name)
+
+
+def _not_a_run_directory(run: Path) -> str:
+    """What to say of `--resume FILE`: the run directory it belongs to, when it is a run's
+    checkpoint (a file is no place to write the run's other files)."""
+    hint = (
+        f"--resume {run.parent}"
+        if (run.parent / FILENAME).is_file() and run.name in (FILENAME, BEST)
+        else f"the directory `xpnet train` wrote ({FILENAME} in it)"
+    )
+    return f"--resume takes a run directory, not a file ({run}); give {hint}"
 
 
 def _saver(plan: TrainingPlan, processes: int, outputs: Outputs, interval: float) -> RunSaver:
