@@ -223,3 +223,12 @@ def test_cli_refuses_jax_float64_without_x64_in_one_line(capsys, tmp_path, no_x6
     _, err = capsys.readouterr()
     assert status == 2 and "JAX_ENABLE_X64" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_gradcheck_without_x64_hints_at_no_dtype_option(no_x64, capsys):
+    """Issue 21, item 22: the refusal suggested dtype='float32', which gradcheck lacks (it
+    compares in float64)."""
+    assert main(["gradcheck", "--backend", "jax", "--data", "xor"]) == 2
+    err = capsys.readouterr().err
+    assert "gradcheck compares in float64 (it has no --dtype). JAX computes in float64" in err
+    assert "JAX_ENABLE_X64=1" in err and "dtype=" not in err and len(err.splitlines()) == 1

@@ -44,12 +44,12 @@ __all__ = [
 
 DTYPE_NAMES = ("float32", "float64")
 
-X64_HINT = (
+X64_HOW = (
     "JAX computes in float64 only with its x64 mode on: set JAX_ENABLE_X64=1 in the environment, "
     "or call jax.config.update('jax_enable_x64', True) before making any JAX array (xpnet does "
-    "not switch it on for you: it changes every JAX computation in the process); or use "
-    "dtype='float32'"
+    "not switch it on for you: it changes every JAX computation in the process)"
 )
+X64_HINT = f"{X64_HOW}; or use dtype='float32'"
 
 
 class BackendError(ValueError):

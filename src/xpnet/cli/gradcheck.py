@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import X64_HOW, get_backend, to_numpy
 from ..data import load_dataset
 from ..gradcheck import gradcheck
 from ..inputs import prepare
 from ..losses import LOSSES
 from ..model import MLP
 from .config import build_net, check_memory, net_sizes
-from .errors import EXIT_FAILED, EXIT_OK
+from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .options import TrainOptions
 
 __all__ = ["GRADCHECK_EPS", "GRADCHECK_TOLERANCE", "ROUNDING_MARGIN", "cmd_gradcheck"]
@@ -32,6 +32,11 @@ GRADCHECK_EPS = 1e-6  # xpnet.gradcheck's default step
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     options = TrainOptions.from_args(args)
+    if get_backend(options.backend, options.device).library.float64_refusal():
+        raise UsageError(
+            f"xpnet gradcheck compares in float64 (it has no --dtype). {X64_HOW}; or check "
+            "on another --backend (numpy, torch)"
+        )
     data = load_dataset(options.data)
     n = min(args.samples, len(data))
     check_memory(net_sizes(options, data), options.backend, options.device, n, "float64", n)
