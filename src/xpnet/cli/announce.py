@@ -30,7 +30,8 @@ def header(plan: TrainingPlan, group: Communicator, threads: int | None) -> str:
     )
     return (
         f"{data.name}: {counts}{len(test_set)} test samples{_test_note(options, data, test_set)}"
-        f"{_flattened(data)}{_classes_note(data, plan.classes)}; "
+        f"{_flattened(data)}{_classes_note(data, plan.classes)}"
+        f"{' (features standardized by the training split)' if plan.scaling else ''}; "
         f"{net.describe()} {_kind(net)} ({parameter_count(net.layers):,} "
         f"parameters, seed {options.seed}), {options.loss}, {options.optimizer} lr "
         f"{options.lr}{_training_note(options)}, batch {options.batch_size}; "

@@ -21,6 +21,7 @@ from .options import ABSENT
 from .outputs import Outputs
 from .predictions import check_format, encode_predictions
 from .runs import BEST
+from .standardize import Standardization
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
 
@@ -57,6 +58,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         data, where = test_split(whole, options["data"], None, own_split)[1], "the test split"
     else:
         raise UsageError(f"{args.run_dir} does not say what data it was trained on; give --data")
+    scaling = Standardization.stored(ck.metadata)
+    if scaling is not None:
+        data = scaling.dataset(data)
     name = options.get("loss")
     loss = LOSSES[name if name in LOSSES else _default_loss(ck.net)]()
     result = evaluate(ck.net, data.X, data.y, loss=loss)
@@ -109,6 +113,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
     net = ck.net
     X = load_inputs(args.inputs, n_features=widths(net.layers)[0])
+    scaling = Standardization.stored(ck.metadata)
+    if scaling is not None:
+        X = scaling(X)
     Y = predict(net, X)
     labels = ck.classes[to_numpy(predicted_labels(Y, net.backend.xp))]
     outputs = to_numpy(Y)

@@ -162,6 +162,14 @@ class TrainOptions:
         shown="off",
         absent=False,
     )
+    # absent: before --standardize the features trained as given
+    standardize: bool = _option(
+        False,
+        "shift and scale each feature by the training split's mean and standard deviation "
+        "(stored with the run; evaluate, predict and --resume apply the same numbers)",
+        shown="off",
+        absent=False,
+    )
     # the SHA-256 of the data (None: built in), so that --resume can tell that it changed;
     # absent, nothing is checked
     data_sha256: str | None = _recorded(None, absent=None)

@@ -139,6 +139,7 @@ def build_parser() -> Parser:
     _option(train, "dropout", type=_fraction, metavar="P")
     _option(train, "norm", choices=[name for name in NORMS if name])
     _option(train, "residual", action="store_true", default=None)
+    _option(train, "standardize", action="store_true", default=None)
     train.add_argument("--out", type=_path, help="run directory; default: a new one under runs/")
     _overwrite_option(train)
     train.add_argument(

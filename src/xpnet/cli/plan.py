@@ -34,6 +34,7 @@ from .errors import UsageError
 from .historylog import read_history
 from .options import RESUMABLE, TrainOptions, given
 from .runs import BEST
+from .standardize import Standardization
 
 __all__ = ["TrainingPlan"]
 
@@ -52,6 +53,7 @@ class TrainingPlan:
     history: History
     start: int
     stopper: EarlyStopping | None
+    scaling: Standardization | None = None  # --standardize: applied to every split
 
     @property
     def classes(self) -> np.ndarray:
@@ -67,8 +69,11 @@ class TrainingPlan:
         check_processes(options, group.size)
         data = _load(options.data, None, args.quiet, group)
         splits = split(data, options)
-        for part in (data, splits.test):
-            check_range(part.X, options.dtype, f"the data {part.name}", fix="give --dtype float64")
+        scaling = Standardization.of(splits.fit.X) if options.standardize else None
+        splits = _standardized(splits, scaling)
+        for part in splits:
+            if part is not None:
+                check_range(part.X, options.dtype, f"the data {part.name}", "give --dtype float64")
         options = dataclasses.replace(
             options,
             data_sha256=data_digest(data, options.data),
@@ -97,6 +102,7 @@ class TrainingPlan:
             history=History(),
             start=0,
             stopper=None if patience is None else EarlyStopping(patience=patience),
+            scaling=scaling,
         )
 
     @classmethod
@@ -113,6 +119,8 @@ class TrainingPlan:
         if options.test_data is not None:
             check_same_data(splits.test, options.test_data, options.test_data_sha256, run, "resume")
         assert ck.optimizer is not None  # _saved_run refuses a run without one
+        scaling = Standardization.stored(ck.metadata)
+        splits = _standardized(splits, scaling)
         return cls(
             options=options,
             out=run,
@@ -123,7 +131,20 @@ class TrainingPlan:
             history=History(_saved_history(ck, run)),
             start=ck.epoch,
             stopper=_saved_stopper(options, ck, run),
+            scaling=scaling,
         )
+
+
+def _standardized(splits: Splits, scaling: Standardization | None) -> Splits:
+    """Every split standardized by `scaling` (None: as they are)."""
+    if scaling is None:
+        return splits
+    fit_set, val_set, test_set = splits
+    return Splits(
+        scaling.dataset(fit_set),
+        None if val_set is None else scaling.dataset(val_set),
+        scaling.dataset(test_set),
+    )
 
 
 def _load(spec: str, classes: np.ndarray | None, quiet: bool, group: Communicator) -> Dataset:

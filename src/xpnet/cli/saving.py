@@ -44,13 +44,17 @@ class RunSaver:
         self.history.sync(self.plan.history.records)
         if not good:
             return
-        plan, options = self.plan, self.plan.options.to_dict()
-        metadata: dict[str, Any] = {"options": options}
+        plan = self.plan
+        run_facts = {
+            "options": plan.options.to_dict(),
+            **({} if plan.scaling is None else plan.scaling.to_metadata()),
+        }
+        metadata: dict[str, Any] = dict(run_facts)
         if plan.stopper is not None:
             if plan.stopper.best_epoch == epoch:  # the net holds the best weights so far
                 self.best = encode(
                     plan.net,
-                    {"options": options},
+                    run_facts,
                     epoch=epoch,
                     seed=plan.options.seed,
                     classes=plan.classes,
