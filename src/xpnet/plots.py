@@ -14,10 +14,12 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .diagnostics import first_over_last
 from .files import write_atomic
 
-__all__ = ["INSTALL_HINT", "plot_curves", "plot_vanishing"]
+__all__ = ["INSTALL_HINT", "plot_confusion", "plot_curves", "plot_vanishing"]
 
 INSTALL_HINT = "pip install 'xpnet[plot]'"
 
@@ -63,6 +65,29 @@ def plot_curves(records: Sequence[Mapping[str, float]], path: str | os.PathLike)
             ax.set_yscale("log" if metric == "loss" else "linear")
         ax.grid(alpha=0.3)
         ax.legend()
+    _save(fig, path)
+
+
+def plot_confusion(
+    matrix: Sequence[Sequence[int]], path: str | os.PathLike, *, labels: Sequence[str]
+) -> None:
+    """A confusion matrix (rows: true class, columns: predicted) as a PNG at `path`: each
+    cell's count, shaded by its share of the true class's samples."""
+    counts = np.asarray(matrix)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(12.0, 2.5 + 0.45 * len(labels))
+    fig, ax = _figure(1)
+    fig.set_size_inches(side, side * 0.85)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels, rotation=90 if len(labels) > 10 else 0)
+    ax.set_yticks(ticks, labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if len(labels) <= 30:  # beyond that the numbers no longer fit their cells
+        for (i, j), count in np.ndenumerate(counts):
+            color = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=8)
     _save(fig, path)
 
 

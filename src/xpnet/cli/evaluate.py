@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
+from .. import plots
 from ..backend import to_numpy
 from ..checkpoint import FILENAME, load_checkpoint
-from ..data import load_dataset, load_inputs
+from ..confusion import confusion_matrix
+from ..data import Dataset, load_dataset, load_inputs
 from ..layers.sequence import widths
 from ..losses import LOSSES
 from ..scoring import evaluate, predict, predicted_labels
 from ..sequential import Sequential
+from .classreport import class_report
 from .config import check_same_data, test_split
 from .errors import UsageError
 from .options import ABSENT
 from .outputs import Outputs
 from .predictions import check_format, encode_predictions
-from .runs import BEST
+from .runs import BEST, draw
 from .standardize import Standardization
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
@@ -70,6 +74,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         f"({type(loss).__name__}), epoch {ck.epoch}, {ck.net.backend.name} on "
         f"{ck.net.backend.device}"
     )
+    _per_class(ck.net, data, ck.classes, args)
+
+
+def _per_class(
+    net: Sequential, data: Dataset, classes: np.ndarray, args: argparse.Namespace
+) -> None:
+    """Each class's precision and recall and the confusion matrix, printed, and drawn as
+    confusion.png in the run directory (the latest evaluation's: evaluate's own file)."""
+    codes = to_numpy(predicted_labels(predict(net, data.X), net.backend.xp))
+    matrix = confusion_matrix(data.y, codes, len(classes))
+    labels = [str(label) for label in classes]
+    print(class_report(matrix, labels))
+    if args.run_dir.is_dir():
+        picture = args.run_dir / "confusion.png"
+        outputs = Outputs()
+        outputs.adopt([picture])
+        if draw(functools.partial(plots.plot_confusion, labels=labels), matrix, picture, outputs):
+            print(f"confusion matrix drawn in {picture}")
 
 
 def _model(run: Path) -> Path:
