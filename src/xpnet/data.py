@@ -30,6 +30,7 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_inputs",
+    "load_targets",
     "load_xor",
     "one_hot",
     "train_test_split",
@@ -60,6 +61,9 @@ class Dataset:
     # where the file's own test part starts (MNIST's t10k files after its train files)
     own_test: int | None = None
     classes: np.ndarray | None = None  # the label of each code: int64 or str
+    # regression (load_targets): y holds float64 targets, one column per output (n_classes
+    # outputs), and the splits are random rather than stratified
+    regression: bool = False
 
     @property
     def labels(self) -> np.ndarray:
@@ -110,6 +114,48 @@ def load_dataset(
             "a classifier needs examples of more than one class"
         )
     return data
+
+
+def load_targets(spec: str | os.PathLike) -> Dataset:
+    """A regression dataset: features X and numeric targets y (an .npz's y, 1-D or one column
+    per output, or a .csv's last column), float64, split at random rather than by class."""
+    path = Path(spec)
+    if isinstance(spec, str) and spec in BUILTIN:
+        raise DataError(
+            f"{spec} is a classification dataset; regression needs a .npz (X, y) or .csv file "
+            "whose targets are numbers"
+        )
+    if not path.is_file():
+        raise DataError(f"no such file: {path}; regression reads a .npz (X, y) or .csv file")
+    if path.suffix.lower() == ".csv":
+        table = read_csv(path)
+        if table.last.dtype.kind not in "iuf":
+            raise DataError(
+                f"{path}: the last column holds text, and regression needs numbers to predict; "
+                "leave out --task regression to learn its classes"
+            )
+        X, y = table.X, table.last
+    elif path.suffix.lower() == ".npz":
+        arrays, keys = _read_npz(path, ("X", "y"))
+        if len(arrays) < 2:
+            raise DataError(
+                f"{path} needs arrays named X and y, it has: {', '.join(keys) or 'none'}; "
+                "save it with numpy.savez(path, X=X, y=y)"
+            )
+        X, y = arrays["X"], arrays["y"]
+    else:
+        raise DataError(f"unsupported format {path.suffix!r} for {path}: use .npz or .csv")
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf" or y.ndim not in (1, 2) or y.shape[0] != np.shape(X)[0]:
+        raise DataError(
+            f"{path}: regression targets y must be numbers, one row (or value) per row of X; "
+            f"got dtype {y.dtype}, shape {y.shape} for {np.shape(X)[0]} rows"
+        )
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        raise DataError(f"{path}: y holds NaN or infinite targets; clean or drop those rows")
+    width = 1 if y.ndim == 1 else y.shape[1]
+    return Dataset(_features(X, path.stem), y, path.stem, width, regression=True)
 
 
 def _load(spec: str | os.PathLike, quiet: bool) -> Dataset:
@@ -211,6 +257,11 @@ def train_test_split(
     if len(data) < 10:
         return data, data
     rng = np.random.default_rng(seed)
+    if data.regression:  # no classes to stratify by
+        rows = rng.permutation(len(data))[: max(1, round(test_fraction * len(data)))]
+        is_test = np.zeros(len(data), dtype=bool)
+        is_test[rows] = True
+        return _subset(data, ~is_test), _subset(data, is_test)
     test_rows = []
     for label in range(data.n_classes):
         rows = rng.permutation(np.flatnonzero(data.y == label))

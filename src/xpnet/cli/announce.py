@@ -85,8 +85,11 @@ def _group_note(group: Communicator, threads: int | None) -> str:
     return f"; data-parallel on {group.size} processes ({type(group).__name__}{limit})"
 
 
-def _classes_note(data: Dataset, classes: np.ndarray) -> str:
-    """The note on labels other than 0..k-1, which are coded as their sorted order."""
+def _classes_note(data: Dataset, classes: np.ndarray | None) -> str:
+    """The note on labels other than 0..k-1, which are coded as their sorted order; on a
+    regression's targets."""
+    if classes is None:
+        return f" (regression: {data.n_classes} target{'s' if data.n_classes > 1 else ''})"
     if classes.tolist() == list(range(data.n_classes)):
         return ""
     return f" ({data.n_classes} classes: {describe_classes(classes)})"

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import available_memory, get_backend, host_available_memory, rank_device
 from ..backend import on_host as is_on_host
-from ..data import BUILTIN, Dataset, load_dataset, train_test_split
+from ..data import BUILTIN, Dataset, load_dataset, load_targets, train_test_split
 from ..layers.sequence import parameter_shapes
 from ..model import MLP, mlp_layers
 from ..optim import OPTIMIZERS, Optimizer
@@ -25,6 +25,7 @@ from .options import TrainOptions
 __all__ = [
     "OUTPUT_FOR_LOSS",
     "SPLIT_SEED",
+    "TASKS",
     "TEST_FRACTION",
     "Splits",
     "build_net",
@@ -32,7 +33,9 @@ __all__ = [
     "check_memory",
     "check_processes",
     "check_same_data",
+    "check_task",
     "data_digest",
+    "load_data",
     "net_sizes",
     "placement",
     "split",
@@ -41,6 +44,10 @@ __all__ = [
 
 
 OUTPUT_FOR_LOSS = {"softmax_ce": "identity", "sse": "sigmoid", "mse": "sigmoid", "bce": "sigmoid"}
+
+
+# what each task learns: the losses it takes
+TASKS = {"classification": tuple(OUTPUT_FOR_LOSS), "regression": ("mse", "sse")}
 
 
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # one fixed held-out split, whatever the model's seed
@@ -73,11 +80,12 @@ def placement(options: TrainOptions) -> Any:
 
 
 def build_net(options: TrainOptions, data: Dataset, dtype: str) -> MLP:
-    """A fresh MLP from the options, as wide as the data's features and classes."""
+    """A fresh MLP from the options, as wide as the data's features and classes (or targets:
+    a regression's output is linear)."""
     return MLP(
         net_sizes(options, data),
         hidden=options.activation,
-        output=OUTPUT_FOR_LOSS[options.loss],
+        output="identity" if options.task == "regression" else OUTPUT_FOR_LOSS[options.loss],
         backend=options.backend,
         device=placement(options),
         dtype=dtype,
@@ -86,6 +94,26 @@ def build_net(options: TrainOptions, data: Dataset, dtype: str) -> MLP:
         norm=options.norm,
         residual=options.residual,
     )
+
+
+def check_task(options: TrainOptions) -> None:
+    """Refuse a loss the task cannot learn with (softmax cross-entropy of a regression)."""
+    losses = TASKS[options.task]
+    if options.loss not in losses:
+        raise UsageError(
+            f"--loss {options.loss} does not fit --task {options.task}; use --loss "
+            f"{' or '.join(losses)}"
+        )
+
+
+def load_data(
+    spec: str, task: str, classes: np.ndarray | None = None, quiet: bool = False
+) -> Dataset:
+    """The data of a run of `task`: class labels coded by `classes` (see load_dataset), or a
+    regression's numeric targets."""
+    if task == "regression":
+        return load_targets(spec)
+    return load_dataset(spec, classes=classes, quiet=quiet)
 
 
 def check_processes(options: TrainOptions, processes: int) -> None:
@@ -193,7 +221,7 @@ def test_split(
                 dataclasses.replace(data, X=data.X[k:], y=data.y[k:], own_test=None),
             )
         return train_test_split(data, TEST_FRACTION, SPLIT_SEED)
-    test = load_dataset(test_data, classes=data.classes)
+    test = load_data(test_data, "regression" if data.regression else "classification", data.classes)
     if test.n_features != data.n_features:
         raise UsageError(
             f"--test-data {test_data} has {test.n_features} features per sample but "

@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,18 +14,19 @@ from .. import plots
 from ..backend import to_numpy
 from ..checkpoint import FILENAME, load_checkpoint
 from ..confusion import confusion_matrix
-from ..data import Dataset, load_dataset, load_inputs
+from ..data import Dataset, load_inputs
 from ..layers.sequence import widths
 from ..losses import LOSSES
-from ..scoring import evaluate, predict, predicted_labels
+from ..scoring import predict, predicted_labels
 from ..sequential import Sequential
 from .classreport import class_report
-from .config import check_same_data, test_split
+from .config import check_same_data, load_data, test_split
 from .errors import UsageError
 from .options import ABSENT
 from .outputs import Outputs
-from .predictions import check_format, encode_predictions
+from .predictions import check_format, encode_predictions, encode_values
 from .runs import BEST, draw
+from .scores import scores
 from .standardize import Standardization
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
@@ -34,10 +36,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
     options = ck.metadata.get("options")
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
+    task = _task(options)
     if args.data is not None:  # the labels are coded as the run's training data's were
-        data, where = load_dataset(args.data, classes=ck.classes), "all samples"
+        data, where = load_data(args.data, task, ck.classes), "all samples"
     elif isinstance(options.get("test_data"), str):
-        data = load_dataset(options["test_data"], classes=ck.classes)
+        data = load_data(options["test_data"], task, ck.classes)
         recorded = options.get("test_data_sha256")
         check_same_data(
             data,
@@ -49,7 +52,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
         where = "the run's --test-data"
     elif isinstance(options.get("data"), str):
-        whole = load_dataset(options["data"], classes=ck.classes)
+        whole = load_data(options["data"], task, ck.classes)
         check_same_data(
             whole,
             options["data"],
@@ -67,14 +70,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         data = scaling.dataset(data)
     name = options.get("loss")
     loss = LOSSES[name if name in LOSSES else _default_loss(ck.net)]()
-    result = evaluate(ck.net, data.X, data.y, loss=loss)
-    accuracy = f"accuracy {100 * result['accuracy']:.2f} %, " if "accuracy" in result else ""
+    result = scores(ck.net, data, loss)
+    score = (
+        f"R² {result['r2']:.4f}, "
+        if "r2" in result
+        else f"accuracy {100 * result['accuracy']:.2f} %, "
+        if "accuracy" in result
+        else ""
+    )
     print(
-        f"{data.name} ({where}, {len(data)}): {accuracy}loss {result['loss']:.4g} "
+        f"{data.name} ({where}, {len(data)}): {score}loss {result['loss']:.4g} "
         f"({type(loss).__name__}), epoch {ck.epoch}, {ck.net.backend.name} on "
         f"{ck.net.backend.device}"
     )
-    _per_class(ck.net, data, ck.classes, args)
+    if ck.classes is not None and not data.regression:
+        _per_class(ck.net, data, ck.classes, args)
+
+
+def _task(options: dict[str, Any]) -> str:
+    """The task a run's stored options name (runs saved before --task: classification)."""
+    return str({**ABSENT, **options}["task"])
 
 
 def _per_class(
@@ -139,16 +154,23 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if scaling is not None:
         X = scaling(X)
     Y = predict(net, X)
-    labels = ck.classes[to_numpy(predicted_labels(Y, net.backend.xp))]
     outputs = to_numpy(Y)
-    probabilities = _probabilities(outputs, net.output)
-    data = encode_predictions(args.output, labels, probabilities, outputs, ck.classes)
+    options = ck.metadata.get("options")
+    csv_out = args.output.suffix.lower() == ".csv"
+    if _task(options if isinstance(options, dict) else {}) == "regression":
+        data = encode_values(args.output, outputs)
+        said = "y, or y0, y1, ...: the predicted values" if csv_out else "y: the predicted values"
+    else:
+        labels = ck.classes[to_numpy(predicted_labels(Y, net.backend.xp))]
+        probabilities = _probabilities(outputs, net.output)
+        data = encode_predictions(args.output, labels, probabilities, outputs, ck.classes)
+        said = (
+            "label, then p_<class>: the probability of each class"
+            if csv_out
+            else "labels (also y): class labels, probabilities: per class, outputs: the net's "
+            "outputs"
+        )
     outputs_gate.write(args.output, data)
-    said = (
-        "label, then p_<class>: the probability of each class"
-        if args.output.suffix.lower() == ".csv"
-        else "labels (also y): class labels, probabilities: per class, outputs: the net's outputs"
-    )
     print(f"{len(X)} predictions -> {args.output} ({said})")
 
 

@@ -19,6 +19,7 @@ from .errors import UsageError
 
 __all__ = [
     "ABSENT",
+    "REGRESSION_LOSS",
     "RESUMABLE",
     "TrainOptions",
     "command_line_fields",
@@ -26,6 +27,8 @@ __all__ = [
     "help_text",
 ]
 
+
+REGRESSION_LOSS = "mse"  # --task regression's default loss
 
 _REQUIRED = object()  # the `absent` of an option every version of `xpnet train` saved
 
@@ -170,6 +173,13 @@ class TrainOptions:
         shown="off",
         absent=False,
     )
+    # absent: before --task every run learned classes
+    task: str = _option(
+        "classification",
+        "classification (y, or a .csv's last column, names classes) or regression (numbers to "
+        "predict: a linear output, --loss mse by default, R² in the scores)",
+        absent="classification",
+    )
     # the SHA-256 of the data (None: built in), so that --resume can tell that it changed;
     # absent, nothing is checked
     data_sha256: str | None = _recorded(None, absent=None)
@@ -185,6 +195,8 @@ class TrainOptions:
         (so that a resumed run finds its data from any directory)."""
         values = {f.name: f.metadata["default"] for f in dataclasses.fields(cls)}
         values.update(given(args))
+        if values["task"] == "regression" and "loss" not in given(args):
+            values["loss"] = REGRESSION_LOSS
         optimizer = OPTIMIZERS[values["optimizer"]]
         if values["lr"] is None:
             values["lr"] = optimizer.suggested_lr

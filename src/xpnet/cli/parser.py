@@ -13,6 +13,7 @@ from ..losses import LOSSES
 from ..model import CLASSIC_HIDDEN, HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
+from .config import TASKS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
@@ -140,6 +141,7 @@ def build_parser() -> Parser:
     _option(train, "norm", choices=[name for name in NORMS if name])
     _option(train, "residual", action="store_true", default=None)
     _option(train, "standardize", action="store_true", default=None)
+    _option(train, "task", choices=list(TASKS))
     train.add_argument("--out", type=_path, help="run directory; default: a new one under runs/")
     _overwrite_option(train)
     train.add_argument(

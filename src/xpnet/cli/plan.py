@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint, read_checkpoint
-from ..data import DOWNLOADED, Dataset, load_dataset
+from ..data import DOWNLOADED, Dataset
 from ..distributed import Communicator
 from ..inputs import check_range
 from ..optim import OPTIMIZERS, Optimizer
@@ -25,7 +25,9 @@ from .config import (
     check_memory,
     check_processes,
     check_same_data,
+    check_task,
     data_digest,
+    load_data,
     net_sizes,
     placement,
     split,
@@ -56,9 +58,8 @@ class TrainingPlan:
     scaling: Standardization | None = None  # --standardize: applied to every split
 
     @property
-    def classes(self) -> np.ndarray:
-        """The label each class code stands for."""
-        assert self.data.classes is not None  # load_dataset codes every label
+    def classes(self) -> np.ndarray | None:
+        """The label each class code stands for (None: a regression)."""
         return self.data.classes
 
     @classmethod
@@ -67,7 +68,8 @@ class TrainingPlan:
         the net's memory checked, then a fresh net and optimizer."""
         options = TrainOptions.from_args(args)
         check_processes(options, group.size)
-        data = _load(options.data, None, args.quiet, group)
+        check_task(options)
+        data = _load(options, None, args.quiet, group)
         splits = split(data, options)
         scaling = Standardization.of(splits.fit.X) if options.standardize else None
         splits = _standardized(splits, scaling)
@@ -113,7 +115,7 @@ class TrainingPlan:
         run: Path = args.resume
         options, ck = _saved_run(args)
         check_processes(options, group.size)
-        data = _load(options.data, ck.classes, args.quiet, group)
+        data = _load(options, ck.classes, args.quiet, group)
         check_same_data(data, options.data, options.data_sha256, run, "resume")
         splits = split(data, options)
         if options.test_data is not None:
@@ -147,14 +149,17 @@ def _standardized(splits: Splits, scaling: Standardization | None) -> Splits:
     )
 
 
-def _load(spec: str, classes: np.ndarray | None, quiet: bool, group: Communicator) -> Dataset:
+def _load(
+    options: TrainOptions, classes: np.ndarray | None, quiet: bool, group: Communicator
+) -> Dataset:
     """The run's data; a dataset downloaded on first use is fetched by rank 0, and the other
     ranks read its cache once it has."""
+    spec = options.data
     fetched_by_lead = spec in DOWNLOADED
     lead = group.rank == 0
     if fetched_by_lead and not lead:
         group.barrier()  # rank 0 has loaded (and so cached) the data
-    data = load_dataset(spec, classes=classes, quiet=quiet)
+    data = load_data(spec, options.task, classes, quiet)
     if fetched_by_lead and lead:
         group.barrier()
     return data

@@ -1,6 +1,6 @@
 """The file `xpnet predict` writes, chosen by the name's ending: an .npz archive (labels,
 probabilities, outputs) or a .csv table (the label and one probability per class, with a
-header)."""
+header); for a regression, the predicted values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import UsageError
 
-__all__ = ["FORMATS", "check_format", "encode_predictions"]
+__all__ = ["FORMATS", "check_format", "encode_predictions", "encode_values"]
 
 FORMATS = (".npz", ".csv")
 
@@ -51,3 +51,20 @@ def _csv(labels: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> 
     for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
         writer.writerow([label, *(repr(float(p)) for p in row)])
     return text.getvalue().encode()
+
+
+def encode_values(path: Path, outputs: np.ndarray) -> bytes:
+    """A regression's predictions: .npz with y (1-D for one output) and outputs; .csv with a
+    header y (or y0, y1, ... for several outputs), one row per input."""
+    values = outputs[:, 0] if outputs.shape[1] == 1 else outputs
+    if path.suffix.lower() == ".csv":
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        names = ["y"] if values.ndim == 1 else [f"y{i}" for i in range(values.shape[1])]
+        writer.writerow(names)
+        for row in values.reshape(len(values), -1).tolist():
+            writer.writerow([repr(float(v)) for v in row])
+        return text.getvalue().encode()
+    buffer = io.BytesIO()
+    np.savez(buffer, y=values, outputs=outputs)
+    return buffer.getvalue()

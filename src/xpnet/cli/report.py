@@ -44,11 +44,16 @@ def finish(
     if diverged is not None:
         return _diverged(diverged, history, plan.options, out)
     drawn = draw(plots.plot_curves, history.records, out / "curves.png", saver.outputs)
-    hint = explosion_hint(history, plan.options, len(plan.classes))
+    hint = explosion_hint(history, plan.options, 0 if plan.classes is None else len(plan.classes))
     if hint:
         print(f"xpnet train: warning: {hint}", file=sys.stderr)
+    score = (
+        f"R² {metrics['test_r2']:.4f}"
+        if metrics["test_r2"] is not None
+        else f"accuracy {percent(metrics['test_accuracy'])}"
+    )
     print(
-        f"test accuracy {percent(metrics['test_accuracy'])} (loss {metrics['test_loss']:.4g}) "
+        f"test {score} (loss {metrics['test_loss']:.4g}) "
         f"after {_epochs_note(history, metrics)}, {metrics['seconds']:.1f} s of training "
         f"({wall_seconds:.1f} s with evaluation and saving), {metrics['backend']} on "
         f"{metrics['device']}"

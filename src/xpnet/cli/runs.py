@@ -55,7 +55,7 @@ def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 def run_config(
-    options: TrainOptions, net: Sequential, classes: np.ndarray, processes: int
+    options: TrainOptions, net: Sequential, classes: np.ndarray | None, processes: int
 ) -> dict[str, Any]:
     """config.json: every option of the run (data path and SHA-256 among them), the net, the
     labels its class codes stand for, the number of processes and the versions that trained
@@ -63,7 +63,7 @@ def run_config(
     return {
         "options": options.to_dict(),
         "net": net.config(),
-        "classes": classes.tolist(),
+        "classes": None if classes is None else classes.tolist(),
         "parameters": parameter_count(net.layers),
         "processes": processes,
         "versions": {
@@ -90,6 +90,7 @@ def run_metrics(
     return {
         "test_accuracy": (test or {}).get("accuracy"),
         "test_loss": (test or {}).get("loss"),
+        "test_r2": (test or {}).get("r2"),
         "train_accuracy": last.get("accuracy"),
         "train_loss": last.get("loss"),
         "val_accuracy": last.get("val_accuracy"),

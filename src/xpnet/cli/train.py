@@ -16,7 +16,6 @@ from ..checkpoint import FILENAME
 from ..distributed import Communicator
 from ..files import remove_stale_temporaries
 from ..losses import LOSSES, Loss
-from ..scoring import evaluate
 from ..train import fit
 from . import parallel, signals
 from .announce import header
@@ -26,6 +25,7 @@ from .plan import TrainingPlan
 from .report import finish, interrupted
 from .runs import BEST, RUN_FILES, json_bytes, new_run_dir, run_config
 from .saving import RunSaver
+from .scores import scores
 
 __all__ = ["cmd_train"]
 
@@ -62,9 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 group.barrier()
                 return EXIT_OK if epochs.diverged is None else EXIT_DIVERGED
             test_set = plan.splits.test
-            test = (
-                None if epochs.diverged else evaluate(plan.net, test_set.X, test_set.y, loss=loss)
-            )
+            test = None if epochs.diverged else scores(plan.net, test_set, loss)
         except KeyboardInterrupt as stop:
             with signals.held():  # a second Ctrl-C does not cut the saving short
                 return interrupted(plan, saver, group, signals.exit_status(stop))
