@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
+from tqdm.auto import tqdm
 
 from .backend import asarray, backend_of, to_numpy
 from .losses import Loss
@@ -23,11 +24,19 @@ def relative_error(analytic: Any, numeric: Any) -> float:
 
 
 def gradcheck(
-    model: Any, loss: Loss, X: Array, T: Array, *, eps: float = 1e-6, input_grad: bool = True
+    model: Any,
+    loss: Loss,
+    X: Array,
+    T: Array,
+    *,
+    eps: float = 1e-6,
+    input_grad: bool = True,
+    progress: bool = False,
 ) -> dict[str, float]:
     """{parameter name: relative error of backward vs central differences}, plus "input" for
     dL/dX when `input_grad`. `model` is an MLP or a layer; X must be float64 (differences in
-    float32 are too coarse to mean anything). A correct backward gives errors below ~1e-7."""
+    float32 are too coarse to mean anything). A correct backward gives errors below ~1e-7.
+    Two forward passes per entry take minutes on a large net: `progress` shows a tqdm bar."""
     if X.dtype != array_api_compat.array_namespace(X).float64:
         raise ValueError(
             f"gradcheck needs float64 data and a float64 model, got {X.dtype}; "
@@ -59,20 +68,26 @@ def gradcheck(
     current = {name: p for name, p in model.parameters().items()}
     if input_grad:
         current["input"] = X
-    return {
-        name: relative_error(
-            analytic[name],
-            _central_differences(to_numpy(value).copy(), setter(name), loss_now, eps),
-        )
-        for name, value in current.items()
-    }
+    hosts = {name: to_numpy(value).copy() for name, value in current.items()}
+    total = sum(host.size for host in hosts.values())
+    with tqdm(total=total, unit="entry", disable=not progress, dynamic_ncols=True) as bar:
+        errors = {}
+        for name, host in hosts.items():
+            bar.set_description(name)
+            numeric = _central_differences(host, setter(name), loss_now, eps, bar.update)
+            errors[name] = relative_error(analytic[name], numeric)
+    return errors
 
 
 def _central_differences(
-    host: Any, set_value: Callable[[Any], None], evaluate: Callable[[], float], eps: float
+    host: Any,
+    set_value: Callable[[Any], None],
+    evaluate: Callable[[], float],
+    eps: float,
+    done: Callable[[int], Any],
 ) -> Any:
     """(f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every element i of the host array x;
-    leaves x as it found it."""
+    leaves x as it found it; `done(1)` after each element."""
     flat = host.reshape(-1)
     out = flat * 0.0
     for i in range(flat.size):
@@ -85,5 +100,6 @@ def _central_differences(
         minus = evaluate()
         flat[i] = original
         out[i] = (plus - minus) / (2 * eps)
+        done(1)
     set_value(host)
     return out.reshape(host.shape)

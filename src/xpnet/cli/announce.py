@@ -60,7 +60,8 @@ def _training_note(options: TrainOptions) -> str:
     if options.clip_norm is not None:
         notes.append(f"clip norm {options.clip_norm:g}")
     if options.lr_schedule != "constant":
-        notes.append(f"{options.lr_schedule} schedule")
+        floor = f" (floor {options.min_lr_factor:g} x lr)" if options.min_lr_factor else ""
+        notes.append(f"{options.lr_schedule} schedule{floor}")
     if options.warmup_epochs:
         notes.append(f"{options.warmup_epochs} warmup epochs")
     if options.early_stopping is not None:

@@ -50,17 +50,26 @@ OUTPUT_FOR_LOSS = {"softmax_ce": "identity", "sse": "sigmoid", "mse": "sigmoid",
 TASKS = {"classification": tuple(OUTPUT_FOR_LOSS), "regression": ("mse", "sse")}
 
 
+FLOORED = ("plateau", "cosine")  # the schedules with a floor (min_factor)
+
+
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # one fixed held-out split, whatever the model's seed
 
 
 def build_optimizer(options: TrainOptions) -> Optimizer:
     """A fresh optimizer from the options: its rate, weight decay, clipping and schedule."""
-    warmup = options.warmup_epochs
+    warmup, floor = options.warmup_epochs, options.min_lr_factor
     name = options.lr_schedule
+    if floor and name not in FLOORED:
+        raise UsageError(
+            f"--min-lr-factor is the floor of --lr-schedule {' or '.join(FLOORED)}; "
+            f"--lr-schedule {name} has none"
+        )
+    floored = {"min_factor": floor} if name in FLOORED else {}
     schedule: Schedule = (
-        Cosine(epochs=max(1, options.epochs - warmup), warmup_epochs=warmup)
+        Cosine(epochs=max(1, options.epochs - warmup), warmup_epochs=warmup, **floored)
         if name == "cosine"
-        else SCHEDULES[name](warmup_epochs=warmup)
+        else SCHEDULES[name](warmup_epochs=warmup, **floored)
     )
     return OPTIMIZERS[options.optimizer](
         lr=options.lr,

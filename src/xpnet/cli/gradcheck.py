@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,13 @@ from .config import build_net, check_memory, net_sizes
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .options import TrainOptions
 
-__all__ = ["GRADCHECK_EPS", "GRADCHECK_TOLERANCE", "ROUNDING_MARGIN", "cmd_gradcheck"]
+__all__ = [
+    "GRADCHECK_EPS",
+    "GRADCHECK_SAMPLES",
+    "GRADCHECK_TOLERANCE",
+    "ROUNDING_MARGIN",
+    "cmd_gradcheck",
+]
 
 
 GRADCHECK_TOLERANCE = 1e-6  # the bound where float64 rounding allows it (see _tolerances)
@@ -30,6 +37,9 @@ ROUNDING_MARGIN = 10  # measured errors of a correct backward sit 3-5x below the
 GRADCHECK_EPS = 1e-6  # xpnet.gradcheck's default step
 
 
+GRADCHECK_SAMPLES = 8  # the batch checked unless --samples says otherwise
+
+
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     options = TrainOptions.from_args(args)
     if get_backend(options.backend, options.device).library.float64_refusal():
@@ -38,13 +48,19 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
             "on another --backend (numpy, torch)"
         )
     data = load_dataset(options.data)
-    n = min(args.samples, len(data))
+    n = min(args.samples or GRADCHECK_SAMPLES, len(data))
+    if args.samples is not None and n < args.samples:  # said when asked for, not by default
+        print(
+            f"xpnet gradcheck: --samples {args.samples} is more than the {len(data)} samples "
+            f"of {data.name}; checking all {n}",
+            file=sys.stderr,
+        )
     check_memory(net_sizes(options, data), options.backend, options.device, n, "float64", n)
     net = build_net(options, data, "float64")
     X, T = prepare(net, data.X[:n], data.y[:n])
     loss = LOSSES[options.loss]()
     with np.errstate(all="ignore"):  # a saturated net may overflow exp: the errors tell
-        errors = gradcheck(net, loss, X, T, eps=GRADCHECK_EPS)
+        errors = gradcheck(net, loss, X, T, eps=GRADCHECK_EPS, progress=sys.stderr.isatty())
         tolerances = _tolerances(net, loss, X, T)
     print(f"relative error of backward vs central differences ({net!r}, {X.shape[0]} samples):")
     for name, error in errors.items():

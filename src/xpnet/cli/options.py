@@ -130,6 +130,11 @@ class TrainOptions:
     warmup_epochs: int = _option(
         0, "raise the learning rate linearly over the first N epochs", absent=0
     )
+    min_lr_factor: float = _option(
+        0.0,
+        "the lowest rate of --lr-schedule plateau (and where cosine ends), as a fraction of --lr",
+        absent=0.0,
+    )
     early_stopping: int | None = _option(
         None,
         "stop after N epochs without a better validation loss and keep the best epoch's weights",

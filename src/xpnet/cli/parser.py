@@ -16,7 +16,7 @@ from ..optim.schedules import SCHEDULES
 from .config import TASKS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
-from .gradcheck import cmd_gradcheck
+from .gradcheck import GRADCHECK_SAMPLES, cmd_gradcheck
 from .info import cmd_info, version
 from .options import help_text
 from .train import cmd_train
@@ -135,6 +135,7 @@ def build_parser() -> Parser:
     _option(train, "clip_norm", type=_positive(float), metavar="C")
     _option(train, "lr_schedule", choices=list(SCHEDULES))
     _option(train, "warmup_epochs", type=_nonnegative_int, metavar="N")
+    _option(train, "min_lr_factor", type=_fraction, metavar="F")
     _option(train, "early_stopping", type=_positive(int), metavar="N")
     _option(train, "test_data", metavar="PATH")
     _option(train, "dropout", type=_fraction, metavar="P")
@@ -254,7 +255,11 @@ def build_parser() -> Parser:
     gc = commands.add_parser("gradcheck", help="backward vs finite differences, per parameter")
     gc.set_defaults(run=cmd_gradcheck)
     _net_options(gc)
-    gc.add_argument("--samples", type=_positive(int), default=8, help="batch size; default: 8")
+    gc.add_argument(
+        "--samples",
+        type=_positive(int),
+        help=f"batch size (at most the data's); default: {GRADCHECK_SAMPLES}",
+    )
     return parser
 
 
