@@ -55,13 +55,24 @@ def finish(
     print(
         f"test {score} (loss {metrics['test_loss']:.4g}) "
         f"after {_epochs_note(history, metrics)}, {metrics['seconds']:.1f} s of training "
-        f"({wall_seconds:.1f} s with evaluation and saving), {metrics['backend']} on "
+        f"({_wall_note(plan, wall_seconds)}), {metrics['backend']} on "
         f"{metrics['device']}"
     )
     files = [FILENAME] + ([BEST] if (out / BEST).exists() else [])
     files += ["config.json", "metrics.json", "history.csv"] + (["curves.png"] if drawn else [])
     print(f"saved in {out}: {', '.join(files)}")
     return EXIT_OK
+
+
+def _wall_note(plan: TrainingPlan, wall_seconds: float) -> str:
+    """The wall time of this command: of all epochs, or of those a resumed run added (the
+    training time before it counts every epoch)."""
+    if plan.start == 0:
+        return f"{wall_seconds:.1f} s with evaluation and saving"
+    return (
+        f"{wall_seconds:.1f} s for epochs {plan.start + 1}-{len(plan.history)} with "
+        "evaluation and saving"
+    )
 
 
 def _epochs_note(history: History, metrics: dict[str, Any]) -> str:
