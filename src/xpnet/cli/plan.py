@@ -72,10 +72,10 @@ class TrainingPlan:
         data = _load(options, None, args.quiet, group)
         splits = split(data, options)
         scaling = Standardization.of(splits.fit.X) if options.standardize else None
+        for part in (data, splits.test):  # as the files hold them: rows are the files' rows
+            X = part.X if scaling is None else scaling(part.X)
+            check_range(X, options.dtype, f"the data {part.name}", "give --dtype float64")
         splits = _standardized(splits, scaling)
-        for part in splits:
-            if part is not None:
-                check_range(part.X, options.dtype, f"the data {part.name}", "give --dtype float64")
         options = dataclasses.replace(
             options,
             data_sha256=data_digest(data, options.data),
