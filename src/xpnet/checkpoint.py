@@ -4,7 +4,8 @@ The file holds the parameters (W1, b1, ...) and the optimizer's arrays ("optimiz
 as tensors; everything else (the MLP config, the optimizer's `config()` (name,
 hyperparameters, learning-rate schedule and its state) and step count, the epoch, the
 shuffling seed, the history, the class labels the outputs stand for, the precision policy
-with its loss scale and the caller's metadata) is JSON in the safetensors header, with a SHA-256 over that JSON and the tensors.
+with its loss scale and the caller's metadata) is JSON in the safetensors header, with a
+SHA-256 over that JSON and the tensors.
 Loading parses JSON and raw arrays only, never pickles, and turns anything wrong in a file
 into a CheckpointError naming it. Saving writes a temporary file in the same directory, fsyncs
 it and renames it over the old one, so a process killed mid-save leaves the previous

@@ -18,7 +18,7 @@ from array_api_compat import array_namespace, device
 from .backend import to_numpy
 from .optim import Optimizer, Trainable
 
-__all__ = ["INITIAL_SCALE", "GROWTH_INTERVAL", "LossScaler"]
+__all__ = ["GROWTH_INTERVAL", "INITIAL_SCALE", "LossScaler"]
 
 Array = Any
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from .backend import Backend
 
-__all__ = ["FULL", "PRECISIONS", "Precision", "as_precision", "compute_dtype"]
+__all__ = [
+    "BF16_MIXED",
+    "FP16_MIXED",
+    "FULL",
+    "PRECISIONS",
+    "Precision",
+    "as_precision",
+    "compute_dtype",
+]
 
 # the backends whose libraries multiply bfloat16/float16 matrices at speed (tensor cores,
 # oneDNN); NumPy would emulate them elementwise (ml_dtypes) at a fraction of float32's speed
@@ -38,13 +46,12 @@ class Precision:
 
 
 FULL = Precision("32", None, False)
-PRECISIONS: dict[str, Precision] = {
-    p.name: p
-    for p in (FULL, Precision("bf16-mixed", "bfloat16", False), Precision("16-mixed", "float16", True))
-}
+BF16_MIXED = Precision("bf16-mixed", "bfloat16", False)
+FP16_MIXED = Precision("16-mixed", "float16", True)
+PRECISIONS: dict[str, Precision] = {p.name: p for p in (FULL, BF16_MIXED, FP16_MIXED)}
 
 
-def as_precision(value: str | Precision) -> Precision:
+def as_precision(value: object) -> Precision:
     """The policy a name stands for ("32", "bf16-mixed", "16-mixed"), or the policy itself."""
     if isinstance(value, Precision):
         return value

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..backend import BACKEND_NAMES, DTYPE_NAMES
-from ..precision import PRECISIONS
 from ..losses import LOSSES
 from ..model import CLASSIC_HIDDEN, HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
+from ..precision import PRECISIONS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
