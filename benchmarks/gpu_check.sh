@@ -65,6 +65,16 @@ timeout 90 python3 benchmarks/fit_jax.py --epochs 4 --out $W/fit-jax 2>&1 | tee 
 stamp bench # the step runner: against the classic step, PyTorch and the hardware floors
 timeout 130 python3 benchmarks/run.py --backends cupy,torch --out $W/bench 2>&1 |
   tee "$OUT/bench.log" | tail -n 60
+stamp precision # issue 24: the large step in bf16-mixed/16-mixed against float32, TF32,
+# torch.autocast and the floors; then the same training in each policy (test accuracy and
+# seconds in each run's metrics.json; --data mnist where its files are cached on the machine)
+{
+  timeout 150 python3 benchmarks/precision.py --device cuda --out $W/precision/large-step
+  for precision in 32 bf16-mixed 16-mixed; do
+    timeout 90 python3 -m xpnet train --backend torch --device cuda --precision $precision \
+      --hidden 256,256 --batch-size 128 --epochs 20 --out $W/precision/digits-$precision --quiet
+  done
+} 2>&1 | tee "$OUT/precision.log"
 stamp done
 tar -czf "$OUT/results.tar.gz" --exclude='*.png' -C $W .
 ls -la "$OUT"

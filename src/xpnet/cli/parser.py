@@ -13,6 +13,7 @@ from ..losses import LOSSES
 from ..model import CLASSIC_HIDDEN, HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
+from ..precision import PRECISIONS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
 from .gradcheck import cmd_gradcheck
@@ -129,6 +130,7 @@ def build_parser() -> Parser:
     _option(train, "epochs", type=_positive(int))
     _option(train, "batch_size", type=_positive(int))
     _option(train, "dtype", choices=DTYPE_NAMES)
+    _option(train, "precision", choices=list(PRECISIONS))
     _option(train, "val_fraction", type=_fraction, metavar="F")
     _option(train, "weight_decay", type=_nonnegative_float, metavar="W")
     _option(train, "clip_norm", type=_positive(float), metavar="C")

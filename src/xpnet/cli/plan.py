@@ -89,7 +89,7 @@ class TrainingPlan:
             out=args.out,
             data=data,
             splits=splits,
-            net=build_net(options, data, options.dtype),
+            net=_with_precision(build_net(options, data, options.dtype), options),
             optimizer=build_optimizer(options),
             history=History(),
             start=0,
@@ -115,12 +115,22 @@ class TrainingPlan:
             out=run,
             data=data,
             splits=splits,
-            net=ck.net,
+            net=_with_precision(ck.net, options),
             optimizer=ck.optimizer,
             history=History(_saved_history(ck, run)),
             start=ck.epoch,
             stopper=_saved_stopper(options, ck, run),
         )
+
+
+def _with_precision(net: Sequential, options: TrainOptions) -> Sequential:
+    """The net under the run's --precision (a resumed one keeps its loss scale), or a usage
+    error saying which backend can run it."""
+    try:
+        net.set_precision(options.precision)
+    except ValueError as err:
+        raise UsageError(f"--precision {options.precision}: {err}") from err
+    return net
 
 
 def _load(spec: str, classes: np.ndarray | None, quiet: bool, group: Communicator) -> Dataset:
