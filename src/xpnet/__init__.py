@@ -12,6 +12,7 @@ from .backend import (
     to_numpy,
 )
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
+from .export import export_onnx
 from .gradcheck import gradcheck, relative_error
 from .layers import (
     GELU,
@@ -77,6 +78,7 @@ __all__ = [
     "available_backends",
     "backend_of",
     "evaluate",
+    "export_onnx",
     "fit",
     "get_backend",
     "gradcheck",

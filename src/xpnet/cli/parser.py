@@ -15,6 +15,7 @@ from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
+from .export import cmd_export
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info, version
 from .options import help_text
@@ -192,6 +193,16 @@ def build_parser() -> Parser:
     )
     _overwrite_option(pr)
     _placement_options(pr)
+
+    ex = commands.add_parser(
+        "export", help="a saved run as an ONNX model: its probabilities and labels"
+    )
+    ex.set_defaults(run=cmd_export)
+    ex.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
+    ex.add_argument(
+        "-o", "--output", type=_path, required=True, metavar="OUT", help="the model file (.onnx)"
+    )
+    _overwrite_option(ex)
 
     va = commands.add_parser(
         "vanishing",
