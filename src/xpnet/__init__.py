@@ -36,6 +36,7 @@ from .optim import SGD, Adam, AdamW, Momentum, Optimizer
 from .scoring import evaluate, predict
 from .sequential import Sequential
 from .stopping import EarlyStopping
+from .tensorboard_log import TensorBoard
 from .train import History, fit
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "SoftmaxCrossEntropyLoss",
     "Softplus",
     "Tanh",
+    "TensorBoard",
     "__version__",
     "asarray",
     "available_backends",

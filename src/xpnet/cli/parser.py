@@ -152,6 +152,13 @@ def build_parser() -> Parser:
         "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
     )
     train.add_argument(
+        "--tensorboard",
+        type=_path,
+        metavar="DIR",
+        help="also log every epoch's scores, learning rate and layer gradient norms as "
+        "TensorBoard event files in DIR (needs the tensorboard extra)",
+    )
+    train.add_argument(
         "--log-every",
         type=_positive(int),
         metavar="K",
