@@ -5,9 +5,11 @@ function of the net alone."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python_blocks
 
 import xpnet
 from xpnet.backend import to_numpy
@@ -186,3 +188,11 @@ def test_a_layer_of_ones_own_is_refused_by_name():
     net = xpnet.Sequential([xpnet.Linear(2, 2), Square()])
     with pytest.raises(ValueError, match=r"Square.*has no ONNX form"):
         onnx_bytes(net)
+
+
+def test_the_docs_page_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    page = Path(__file__).parents[1] / "docs" / "export.md"
+    namespace = run_python_blocks(page)
+    assert set(namespace["labels"].tolist()) <= {"no", "yes"}
+    assert json.loads(namespace["meta"]["classes"]) == ["no", "yes"]

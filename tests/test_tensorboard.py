@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import run, run_python_blocks
 
 import xpnet
 from xpnet.diagnostics import layer_gradient_norms
@@ -97,3 +98,9 @@ def test_without_the_tensorboard_package_train_says_how_to_get_it(
     status, _, err = run(capsys, *argv, "--tensorboard", tmp_path / "tb")
     assert status == 2 and "pip install 'xpnet[tensorboard]'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()  # refused before the run was made
+
+
+def test_the_docs_page_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_python_blocks(Path(__file__).parents[1] / "docs" / "tensorboard.md")
+    assert [step for step, _ in scalars(tmp_path / "tb" / "digits")["loss"]] == [1, 2, 3, 4, 5]
