@@ -147,6 +147,13 @@ def test_a_dynamic_batch_dimension_and_a_pinned_opset():
         np.testing.assert_allclose(got, to_numpy(xpnet.predict(net, inputs(3, n=n))), atol=TOL)
 
 
+def test_a_net_on_every_backend_exports(backend, dtype):
+    net = xpnet.MLP([3, 6, 2], hidden="silu", norm="batch", backend=backend, dtype=dtype, seed=0)
+    X = inputs(3)
+    got = run_model(onnx_bytes(net), X)["outputs"]
+    np.testing.assert_allclose(got, to_numpy(xpnet.predict(net, X)), rtol=TOL, atol=TOL)
+
+
 def test_a_float64_net_runs_in_float32():
     net = xpnet.MLP([3, 4, 2], dtype="float64", seed=0)
     X = inputs(3)
