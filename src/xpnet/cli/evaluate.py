@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -19,13 +18,13 @@ from .errors import UsageError
 from .options import ABSENT
 from .outputs import Outputs
 from .predictions import check_format, encode_predictions
-from .runs import BEST
+from .runs import run_model
 
 __all__ = ["cmd_evaluate", "cmd_predict"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
+    ck = load_checkpoint(run_model(args.run_dir), args.backend, args.device)
     options = ck.metadata.get("options")
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
     if args.data is not None:  # the labels are coded as the run's training data's were
@@ -59,12 +58,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
-def _model(run: Path) -> Path:
-    """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
-    else its checkpoint (the last epoch's; a .safetensors file is itself)."""
-    return run / BEST if (run / BEST).is_file() else run
-
-
 def _default_loss(net: Sequential) -> str:
     return "softmax_ce" if net.output == "identity" else "sse"
 
@@ -75,7 +68,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_format(args.output)
     outputs_gate = Outputs(args.overwrite, option="-o")
     outputs_gate.claim(args.output)  # before any work: never a checkpoint, link or user's file
-    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
+    ck = load_checkpoint(run_model(args.run_dir), args.backend, args.device)
     net = ck.net
     X = load_inputs(args.inputs, n_features=widths(net.layers)[0])
     Y = predict(net, X)

@@ -25,6 +25,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"xpnet {version('xpnet')}, Python {platform.python_version()} ({sys.platform})")
     packages = [p for library in LIBRARIES.values() for p in library.distributions]
     packages += ["array-api-compat", "array-api-extra", "tqdm", "safetensors", "matplotlib"]
+    packages += ["onnx", "tensorboard"]  # the export and logging extras
     print("packages: " + ", ".join(f"{p} {version(p)}" for p in packages))
     print(_datasets())
     print("backends:")

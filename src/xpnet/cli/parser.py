@@ -16,6 +16,7 @@ from ..optim.schedules import SCHEDULES
 from ..precision import PRECISIONS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
+from .export import cmd_export
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info, version
 from .options import help_text
@@ -153,6 +154,13 @@ def build_parser() -> Parser:
         "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
     )
     train.add_argument(
+        "--tensorboard",
+        type=_path,
+        metavar="DIR",
+        help="also log every epoch's scores, learning rate and layer gradient norms as "
+        "TensorBoard event files in DIR (needs the tensorboard extra)",
+    )
+    train.add_argument(
         "--log-every",
         type=_positive(int),
         metavar="K",
@@ -194,6 +202,16 @@ def build_parser() -> Parser:
     )
     _overwrite_option(pr)
     _placement_options(pr)
+
+    ex = commands.add_parser(
+        "export", help="a saved run as an ONNX model: its probabilities and labels"
+    )
+    ex.set_defaults(run=cmd_export)
+    ex.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
+    ex.add_argument(
+        "-o", "--output", type=_path, required=True, metavar="OUT", help="the model file (.onnx)"
+    )
+    _overwrite_option(ex)
 
     va = commands.add_parser(
         "vanishing",

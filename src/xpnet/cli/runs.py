@@ -31,11 +31,18 @@ __all__ = [
     "percent",
     "run_config",
     "run_metrics",
+    "run_model",
 ]
 
 BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
 # every file `xpnet train` writes into a run directory
 RUN_FILES = (FILENAME, BEST, "config.json", "metrics.json", "history.csv", "curves.png")
+
+
+def run_model(run: Path) -> Path:
+    """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
+    else its checkpoint (the last epoch's; a .safetensors file is itself)."""
+    return run / BEST if (run / BEST).is_file() else run
 
 
 def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
