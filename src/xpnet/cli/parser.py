@@ -154,6 +154,12 @@ def build_parser() -> Parser:
         "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
     )
     train.add_argument(
+        "--eager",
+        action="store_true",
+        help="run every step op by op: no CUDA-graphed (torch on a GPU) or jax.jit-compiled "
+        "epochs, for debugging and comparison (the numbers agree to rounding)",
+    )
+    train.add_argument(
         "--tensorboard",
         type=_path,
         metavar="DIR",

@@ -60,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             callbacks: list[Callback] = [epochs.guard, epochs.save, epochs.log]  # guard first
             callbacks += [board] if board is not None else []
-            _fit(plan, loss, callbacks, group, progress=sys.stderr.isatty() and not args.quiet)
+            progress = sys.stderr.isatty() and not args.quiet
+            _fit(plan, loss, callbacks, group, progress=progress, compiled=not args.eager)
             epochs.log_stop()
             if saver is None:  # the other ranks are done: rank 0 writes the run
                 group.barrier()
@@ -139,10 +140,15 @@ def _tensorboard(logdir: Path, plan: TrainingPlan) -> TensorBoard:
 
 
 def _fit(
-    plan: TrainingPlan, loss: Loss, callbacks: list[Callback], group: Communicator, progress: bool
+    plan: TrainingPlan,
+    loss: Loss,
+    callbacks: list[Callback],
+    group: Communicator,
+    progress: bool,
+    compiled: bool,
 ) -> None:
     """Train the plan's net from its start to its last epoch, with these callbacks after
-    every epoch."""
+    every epoch; `compiled` as fit takes it."""
     fit_set, val_set, _ = plan.splits
     fit(
         plan.net,
@@ -160,6 +166,7 @@ def _fit(
         history=plan.history,
         comm=group,
         early_stopping=plan.stopper,
+        compiled=compiled,
     )
 
 
