@@ -1,0 +1,100 @@
+"""The documentation's code runs: every ```python block of every page under docs/ is executed
+(a page's blocks in order, in one namespace, in a fresh working directory), and where a block
+is followed by an output block (```text title="Output"), what it prints must be exactly that.
+A block right after a line `<!-- not executed: REASON -->` is skipped, and says why. A page
+that needs an optional package is skipped when that package is missing, naming it."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FENCE = re.compile(r"^```(\w*)(.*)$")
+SKIP = re.compile(r"^<!-- not executed: (.+) -->$")
+# the optional packages a page's code imports
+NEEDS = {
+    "tutorials/sklearn.md": ["sklearn", "scipy"],
+    "tutorials/vanishing.md": ["matplotlib"],
+}
+
+
+@dataclass
+class Block:
+    lang: str
+    attrs: str
+    code: str
+    line: int
+    skip: str | None = None
+    output: str | None = None
+
+
+def blocks(page: Path) -> list[Block]:
+    """The page's top-level fenced blocks; each python block carries the output block that
+    follows it, if any."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found: list[Block] = []
+    skip = None
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if m is None:
+            s = SKIP.match(lines[i].strip())
+            if s:
+                skip = s.group(1)
+            elif lines[i].strip():
+                skip = None
+            i += 1
+            continue
+        end = lines.index("```", i + 1)
+        found.append(
+            Block(m.group(1), m.group(2), "\n".join(lines[i + 1 : end]) + "\n", i + 1, skip)
+        )
+        skip = None
+        i = end + 1
+    for prev, block in zip(found, found[1:]):
+        if block.lang == "text" and 'title="Output"' in block.attrs and prev.lang == "python":
+            prev.output = block.code
+    return [b for b in found if b.lang == "python"]
+
+
+PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if blocks(p))
+
+
+def clean(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_runs(name, tmp_path, monkeypatch):
+    for module in NEEDS.get(name, []):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{name} needs {module}, which is not installed")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    page = DOCS / name
+    for block in blocks(page):
+        if block.skip:
+            continue
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block.code, f"{page}:{block.line}", "exec"), namespace)
+        if block.output is not None:
+            assert clean(out.getvalue()) == clean(block.output), (
+                f"{name}, block at line {block.line}"
+            )
+
+
+def test_pages_have_code_and_outputs():
+    """The tutorials run code, and say what it prints."""
+    tutorials = [p for p in PAGES if p.startswith("tutorials/")]
+    assert len(tutorials) == 6
+    for name in tutorials:
+        assert any(b.output for b in blocks(DOCS / name)), name
