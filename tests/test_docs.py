@@ -9,11 +9,18 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import itertools
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import MPIEXEC, needs_mpi
+
+from xpnet.cli import parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -21,7 +28,7 @@ FENCE = re.compile(r"^```(\w*)(.*)$")
 SKIP = re.compile(r"^<!-- not executed: (.+) -->$")
 # the optional packages a page's code imports
 NEEDS = {
-    "tutorials/sklearn.md": ["sklearn", "scipy"],
+    "tutorials/sklearn.md": ["sklearn", "scipy", "torch"],
     "tutorials/vanishing.md": ["matplotlib"],
 }
 
@@ -59,7 +66,7 @@ def blocks(page: Path) -> list[Block]:
         )
         skip = None
         i = end + 1
-    for prev, block in zip(found, found[1:]):
+    for prev, block in itertools.pairwise(found):
         if block.lang == "text" and 'title="Output"' in block.attrs and prev.lang == "python":
             prev.output = block.code
     return [b for b in found if b.lang == "python"]
@@ -98,3 +105,21 @@ def test_pages_have_code_and_outputs():
     assert len(tutorials) == 6
     for name in tutorials:
         assert any(b.output for b in blocks(DOCS / name)), name
+
+
+@needs_mpi
+def test_mpi_tutorial_prints_the_same_on_two_ranks(tmp_path):
+    """The data-parallel tutorial's script, under `mpiexec -n 2`, prints what one process does."""
+    script = blocks(DOCS / "tutorials/mpi.md")[0]
+    (tmp_path / "train.py").write_text(script.code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in parallel.THREAD_VARIABLES}
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, "train.py"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert clean(done.stdout) == clean(script.output)
