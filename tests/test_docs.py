@@ -21,6 +21,8 @@ import pytest
 from helpers import MPIEXEC, needs_mpi
 
 from xpnet.cli import parallel
+from xpnet.layers import LAYERS
+from xpnet.optim import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -85,18 +87,24 @@ def test_page_runs(name, tmp_path, monkeypatch):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{name} needs {module}, which is not installed")
     monkeypatch.chdir(tmp_path)
+    before = [dict(registry) for registry in (LAYERS, OPTIMIZERS)]
     namespace: dict = {"__name__": "__docs__"}
     page = DOCS / name
-    for block in blocks(page):
-        if block.skip:
-            continue
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            exec(compile(block.code, f"{page}:{block.line}", "exec"), namespace)
-        if block.output is not None:
-            assert clean(out.getvalue()) == clean(block.output), (
-                f"{name}, block at line {block.line}"
-            )
+    try:
+        for block in blocks(page):
+            if block.skip:
+                continue
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(compile(block.code, f"{page}:{block.line}", "exec"), namespace)
+            if block.output is not None:
+                assert clean(out.getvalue()) == clean(block.output), (
+                    f"{name}, block at line {block.line}"
+                )
+    finally:  # the layers and optimizers a page defines are forgotten after it
+        for registry, saved in zip((LAYERS, OPTIMIZERS), before, strict=True):
+            registry.clear()
+            registry.update(saved)
 
 
 def test_pages_have_code_and_outputs():
@@ -123,3 +131,12 @@ def test_mpi_tutorial_prints_the_same_on_two_ranks(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert clean(done.stdout) == clean(script.output)
+
+
+def test_every_output_block_is_checked():
+    """An output block shown without a python block right before it would be checked by
+    nothing: there is none."""
+    for page in DOCS.rglob("*.md"):
+        shown = page.read_text(encoding="utf-8").count('```text title="Output"')
+        checked = sum(b.output is not None for b in blocks(page))
+        assert shown == checked, page
