@@ -32,6 +32,8 @@ SKIP = re.compile(r"^<!-- not executed: (.+) -->$")
 NEEDS = {
     "tutorials/sklearn.md": ["sklearn", "scipy", "torch"],
     "tutorials/vanishing.md": ["matplotlib"],
+    "export.md": ["onnx", "onnxruntime"],  # pages of other branches (issue 25, items 3 and 4)
+    "tensorboard.md": ["tensorboard"],
 }
 
 
