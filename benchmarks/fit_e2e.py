@@ -4,13 +4,14 @@
                                  [--batch 128]
 
 MNIST-shaped (784-256-256-10, ReLU, softmax cross-entropy, Adam lr 1e-3, batch 128, float32,
-uniform random inputs and labels): xpnet.fit on NumPy and on PyTorch (and CuPy on a GPU)
-against the plain PyTorch loop (`randperm` batches; zero_grad; CrossEntropyLoss(model(x),
-y).backward(); Adam.step()) and scikit-learn's MLPClassifier.partial_fit (one epoch, the same
-architecture and Adam). Every implementation trains one epoch per round, the rounds
-interleaved so that load on a shared machine falls on all alike; the table gives medians and
-their ratios to the PyTorch loop, written to DIR/fit_e2e.json and DIR/fit_e2e.md
-(fit_e2e-batchN.* for another --batch)."""
+uniform random inputs and labels): xpnet.fit on NumPy and on PyTorch (on a GPU: torch-cuda
+with its CUDA-graphed epochs and op by op, JAX, CuPy, and the loop under torch.compile's
+"reduce-overhead" with a capturable Adam) against the plain PyTorch loop (`randperm`
+batches; zero_grad; CrossEntropyLoss(model(x), y).backward(); Adam.step()) and scikit-learn's
+MLPClassifier.partial_fit (one epoch, the same architecture and Adam). Every implementation
+trains one epoch per round, the rounds interleaved so that load on a shared machine falls on
+all alike; the table gives medians and their ratios to the PyTorch loop, written to
+DIR/fit_e2e.json and DIR/fit_e2e.md (fit_e2e-batchN.* for another --batch)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -37,9 +39,15 @@ def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def xpnet_epoch(
-    backend: str, device: str | None, X: np.ndarray, y: np.ndarray, batch: int
+    backend: str,
+    device: str | None,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch: int,
+    compiled: bool = True,
 ) -> Callable:
-    """One `xpnet.fit` epoch per call, the data moved to the device once, as a user would."""
+    """One `xpnet.fit` epoch per call, the data moved to the device once, as a user would;
+    `compiled=False` runs every step op by op (no CUDA graph, no jax.jit of the epoch)."""
     net = xpnet.MLP(SIZES, hidden="relu", output="identity", backend=backend, device=device)
     Xd, yd = xpnet.asarray(X, like=net), net.backend.from_host(y)
     loss, opt = xpnet.SoftmaxCrossEntropyLoss(), xpnet.Adam(LR)
@@ -47,7 +55,7 @@ def xpnet_epoch(
 
     def run() -> None:
         xpnet.fit(net, Xd, yd, loss=loss, optimizer=opt, epochs=epoch[0] + 1,
-                  initial_epoch=epoch[0], batch_size=batch)  # fmt: skip
+                  initial_epoch=epoch[0], batch_size=batch, compiled=compiled)  # fmt: skip
         epoch[0] += 1
 
     return run
@@ -73,6 +81,36 @@ def torch_loop_epoch(device: str, X: np.ndarray, y: np.ndarray, batch: int) -> C
             opt.zero_grad(set_to_none=True)
             lossf(model(Xt[idx]), yt[idx]).backward()
             opt.step()
+
+    return run
+
+
+def torch_compiled_epoch(X: np.ndarray, y: np.ndarray, batch: int) -> Callable:
+    """The PyTorch loop as its users make it fast on a GPU: the step under
+    torch.compile(mode="reduce-overhead") (CUDA graphs) with Adam(capturable=True)."""
+    import torch
+
+    torch.manual_seed(0)
+    layers: list = []
+    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
+        layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(SIZES) - 2 else [])
+    model = torch.nn.Sequential(*layers).to("cuda")
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(LR, device="cuda"), capturable=True)
+    lossf = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X).to("cuda"), torch.from_numpy(y).to("cuda")
+
+    @torch.compile(mode="reduce-overhead")
+    def step(x: Any, t: Any) -> None:
+        opt.zero_grad(set_to_none=False)
+        lossf(model(x), t).backward()
+        opt.step()
+
+    def run() -> None:
+        order = torch.randperm(Xt.shape[0], device="cuda")
+        full = Xt.shape[0] // batch * batch  # one shape per graph: the short batch dropped
+        for s in range(0, full, batch):
+            idx = order[s : s + batch]
+            step(Xt[idx], yt[idx])
 
     return run
 
@@ -113,6 +151,10 @@ def main() -> None:
         impls["scikit-learn"] = sklearn_epoch(X, y, batch)
     else:
         impls["xpnet[torch-cuda]"] = xpnet_epoch("torch", "cuda", X, y, batch)
+        impls["xpnet[torch-cuda] eager"] = xpnet_epoch("torch", "cuda", X, y, batch, False)
+        impls["torch.compile loop"] = torch_compiled_epoch(X, y, batch)
+        if xpnet.available_backends()["jax"] == "ok":
+            impls["xpnet[jax]"] = xpnet_epoch("jax", None, X, y, batch)
         if xpnet.available_backends()["cupy"] == "ok":
             impls["xpnet[cupy]"] = xpnet_epoch("cupy", None, X, y, batch)
     times: dict[str, list[float]] = {name: [] for name in impls}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # xpnet's GPU proof in one go, on a GPU machine without network (about 4 minutes on an H200):
 # ../shared/gpu/check.sh extended with the CLI's parity across backends, checkpoints across
-# devices, the end-to-end comparison at two batch sizes and the step runner. On the CPU
+# devices, the end-to-end comparison at two batch sizes (xpnet[torch-cuda] with its CUDA-graphed
+# epochs and op by op, JAX, CuPy, the PyTorch loop eager and under torch.compile), JAX's
+# compiled epochs and the step runner. On the CPU
 # machine first (../shared/GPU.md):
 #   printf '/.whl/\n/.gpu/\n' >> .git/info/exclude
 #   mkdir -p .whl .gpu && cp ../shared/wheels/*.whl .whl/
@@ -28,7 +30,7 @@ set -o pipefail
 
 stamp pytest # the suite on the GPU backends (CI proves the CPU ones); pytest-benchmark
 # warns under xdist, which the suite's filterwarnings=error would turn into a crash
-XPNET_BACKENDS=cupy,cupy-f64,torch-cuda timeout 240 python3 -m pytest -q -n 8 --maxfail=60 \
+XPNET_BACKENDS=cupy,cupy-f64,torch-cuda,jax,jax-f64 timeout 240 python3 -m pytest -q -n 8 --maxfail=60 \
   -p no:cacheprovider -p no:benchmark -rfE --durations=10 tests 2>&1 |
   tee "$OUT/pytest-gpu.log" | tail -n 40
 
@@ -57,9 +59,22 @@ stamp e2e # xpnet.fit against the PyTorch CUDA loop; the older code too where gi
   done
 } 2>&1 | tee "$OUT/e2e.log"
 
+stamp compiled # JAX's compiled epochs on the GPU against its op-by-op path (and NumPy's)
+timeout 90 python3 benchmarks/fit_jax.py --epochs 4 --out $W/fit-jax 2>&1 | tee "$OUT/fit-jax.log"
+
 stamp bench # the step runner: against the classic step, PyTorch and the hardware floors
 timeout 130 python3 benchmarks/run.py --backends cupy,torch --out $W/bench 2>&1 |
   tee "$OUT/bench.log" | tail -n 60
+stamp precision # issue 24: the large step in bf16-mixed/16-mixed against float32, TF32,
+# torch.autocast and the floors; then the same training in each policy (test accuracy and
+# seconds in each run's metrics.json; --data mnist where its files are cached on the machine)
+{
+  timeout 150 python3 benchmarks/precision.py --device cuda --out $W/precision/large-step
+  for precision in 32 bf16-mixed 16-mixed; do
+    timeout 90 python3 -m xpnet train --backend torch --device cuda --precision $precision \
+      --hidden 256,256 --batch-size 128 --epochs 20 --out $W/precision/digits-$precision --quiet
+  done
+} 2>&1 | tee "$OUT/precision.log"
 stamp done
 tar -czf "$OUT/results.tar.gz" --exclude='*.png' -C $W .
 ls -la "$OUT"

@@ -1,9 +1,11 @@
 """What several test modules share: running the CLI in-process, the project's own mpiexec,
-the comparison of weights with a stored run and the editing of a saved checkpoint."""
+the comparison of weights with a stored run, the editing of a saved checkpoint and running
+a docs page's code."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,3 +63,12 @@ def rewrite_checkpoint(
     if sign:
         header["sha256"] = _digest(tensors, header)
     path.write_bytes(safetensors.numpy.save(tensors, metadata={"xpnet": json.dumps(header)}))
+
+
+def run_python_blocks(page: Path) -> dict[str, Any]:
+    """Run the ```python blocks of a docs page in order, in one namespace (in the current
+    directory: give the test a fresh one); returns the namespace."""
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for code in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+        exec(compile(code, str(page), "exec"), namespace)
+    return namespace

@@ -3,8 +3,13 @@ new user met, kept fixed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from helpers import run
+
+from xpnet.cli import main
 
 
 def one_line_error(capsys, *argv, status=2):
@@ -135,3 +140,31 @@ def test_a_resumed_run_says_which_epochs_its_wall_time_covers(capsys, tmp_path):
     assert run(capsys, *argv, "--epochs", "2", "--out", tmp_path / "r")[0] == 0
     out = run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "5", "--quiet")[1]
     assert "s for epochs 3-5 with evaluation and saving)" in out
+
+
+def _console_output(page: Path, command: str) -> list[str]:
+    """The lines `page` shows under `$ <command>` (up to the next prompt or the block's end)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"$ {command}"))
+    shown = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("$ ", "```")):
+            break
+        shown.append(line)
+    return shown
+
+
+def test_the_documented_gradcheck_numbers_reproduce(capsys):
+    """Item 26: the README showed numbers an older gradcheck gave (now docs/cli/gradcheck.md)."""
+    argv = ["gradcheck", "--data", "xor", "--hidden", "4", "--loss", "sse"]
+    out = run(capsys, *argv)[1]
+    page = Path(__file__).resolve().parents[1] / "docs" / "cli" / "gradcheck.md"
+    assert out.splitlines() == _console_output(page, "xpnet " + " ".join(argv))
+
+
+def test_the_top_level_help_names_every_backend(capsys):
+    """Item 26: `xpnet --help` left out JAX."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "NumPy, CuPy, PyTorch, JAX or array-api-strict" in help_text

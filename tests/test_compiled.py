@@ -122,3 +122,46 @@ def test_what_does_not_declare_itself_traceable_runs_op_by_op():
         assert compiled_epochs(xpnet.MLP([3, 4, 2]), loss, xpnet.Adam(), True) is None  # numpy
     finally:
         xpnet.optim.OPTIMIZERS.pop("test-compiled-halved")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_torch_graphed_epochs_run_eagerly_on_the_cpu_give_the_eager_numbers(dtype, make_optimizer):
+    """The CUDA-graph path's steps (fixed tensors refilled per step, the optimizer's numbers as
+    0-d tensors) run without capture on the CPU: the weights the op-by-op fit gives, to the
+    rounding of tensor against Python-float scalars."""
+    torch = pytest.importorskip("torch")
+    from xpnet.compiled import CompiledEpochs
+    from xpnet.ops.torch import GraphedEpochs, compile_epoch
+    from xpnet.scoring import Tally
+
+    X, y = _data()
+    loss = xpnet.SoftmaxCrossEntropyLoss()
+    nets, optimizers = [], []
+    for _ in range(2):
+        nets.append(xpnet.MLP([8, 16, 3], "relu", "identity", backend="torch", dtype=dtype))
+        optimizers.append(make_optimizer())
+    eager, graphed = nets
+    xpnet.fit(
+        eager, X, y, loss=loss, optimizer=optimizers[0], epochs=2, batch_size=32, shuffle=False
+    )
+    assert compile_epoch(None, None, torch.zeros(1)) is None  # no graphs on the CPU
+
+    def uncaptured(step, score, like):
+        return GraphedEpochs(step, score, capture=False)
+
+    runner = CompiledEpochs(graphed, loss, optimizers[1], uncaptured, classify=True)
+    Xd, Td = xpnet.asarray(X, like=graphed), xpnet.asarray(np.eye(3)[y], like=graphed)
+    with xpnet.sequential.in_mode(graphed, True), loss.checked_targets(Td):
+        for epoch in range(2):
+            optimizers[1].begin_epoch(epoch)
+            tally = Tally(loss, True, torch)
+            assert runner.run(Xd, Td, 32, tally) == 192 and tally.n == 192
+            xpnet.train.step(graphed, Xd[192:], Td[192:], loss, optimizers[1])
+            optimizers[1].end_epoch({"loss": 1.0})
+    assert optimizers[1].t == optimizers[0].t == 14
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for name, value in eager.parameters().items():
+        want = xpnet.to_numpy(value)
+        got = xpnet.to_numpy(graphed.parameters()[name])
+        assert np.abs(got - want).max() <= tol * np.abs(want).max(), name

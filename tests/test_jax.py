@@ -206,6 +206,27 @@ def test_cli_trains_evaluates_and_resumes_on_jax(capsys, tmp_path):
     assert "jax" in capsys.readouterr().out
 
 
+def test_cli_eager_runs_op_by_op_to_the_compiled_runs_numbers(capsys, tmp_path, monkeypatch):
+    """--eager reaches fit as compiled=False; both runs agree to float32 rounding."""
+    seen = []
+    real_fit = xpnet.cli.train.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compiled"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(xpnet.cli.train, "fit", spy)
+    argv = ["train", "--data", "digits", "--hidden", "16", "--epochs", "2", "--backend", "jax"]
+    assert main([*argv, "--quiet", "--out", str(tmp_path / "compiled")]) == 0
+    assert main([*argv, "--quiet", "--eager", "--out", str(tmp_path / "eager")]) == 0
+    assert seen == [True, False]
+    capsys.readouterr()
+    a = xpnet.load(tmp_path / "compiled", backend="numpy").state_dict()
+    b = xpnet.load(tmp_path / "eager", backend="numpy").state_dict()
+    for name, value in a.items():
+        assert np.abs(b[name] - value).max() <= 1e-6 * np.abs(value).max(), name
+
+
 def test_cli_refuses_jax_float64_without_x64_in_one_line(capsys, tmp_path, no_x64):
     status = main(
         [

@@ -18,6 +18,9 @@ OPTIONAL = {
     "xpnet.ops.torch": "torch",
     "xpnet.ops.jax": "jax",
     "xpnet.sklearn": "sklearn",
+    "xpnet.export.graph": "onnx",
+    "xpnet.export.heads": "onnx",
+    "xpnet.export.layers": "onnx",
 }
 LIBRARIES = ("NumPy", "CuPy", "PyTorch", "JAX", "array-api-strict")
 MODULES = sorted(

@@ -12,6 +12,7 @@ from .backend import (
     to_numpy,
 )
 from .checkpoint import Checkpoint, CheckpointError, load, load_checkpoint, save
+from .export import export_onnx
 from .gradcheck import gradcheck, relative_error
 from .layers import (
     GELU,
@@ -35,6 +36,7 @@ from .optim import SGD, Adam, AdamW, Momentum, Optimizer
 from .scoring import evaluate, predict
 from .sequential import Sequential
 from .stopping import EarlyStopping
+from .tensorboard_log import TensorBoard
 from .train import History, fit
 
 __version__ = "0.1.0"
@@ -72,11 +74,13 @@ __all__ = [
     "SoftmaxCrossEntropyLoss",
     "Softplus",
     "Tanh",
+    "TensorBoard",
     "__version__",
     "asarray",
     "available_backends",
     "backend_of",
     "evaluate",
+    "export_onnx",
     "fit",
     "get_backend",
     "gradcheck",

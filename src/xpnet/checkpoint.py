@@ -3,8 +3,9 @@
 The file holds the parameters (W1, b1, ...) and the optimizer's arrays ("optimizer/m.W1", ...)
 as tensors; everything else (the MLP config, the optimizer's `config()` (name,
 hyperparameters, learning-rate schedule and its state) and step count, the epoch, the
-shuffling seed, the history, the class labels the outputs stand for and the caller's
-metadata) is JSON in the safetensors header, with a SHA-256 over that JSON and the tensors.
+shuffling seed, the history, the class labels the outputs stand for, the precision policy
+with its loss scale and the caller's metadata) is JSON in the safetensors header, with a
+SHA-256 over that JSON and the tensors.
 Loading parses JSON and raw arrays only, never pickles, and turns anything wrong in a file
 into a CheckpointError naming it. Saving writes a temporary file in the same directory, fsyncs
 it and renames it over the old one, so a process killed mid-save leaves the previous
@@ -33,6 +34,7 @@ from .labels import class_array, describe_classes
 from .layers.sequence import parameter_shapes, statistic_shapes
 from .model import config_layers, net_from_config
 from .optim import Optimizer, optimizer_from_config
+from .precision_state import precision_state, restore_precision
 from .sequential import Sequential
 
 __all__ = [
@@ -162,6 +164,8 @@ def encode(
         "history": [{k: _plain(v) for k, v in r.items()} for r in history],
         "metadata": _json_metadata(metadata or {}),
     }
+    if net.precision.mixed:
+        header["precision"] = precision_state(net)
     if classes is not None:
         try:
             header["classes"] = _checked_classes(classes, net).tolist()  # Python ints or strs
@@ -369,6 +373,7 @@ def _build(stored: CheckpointFile, place: Any) -> Checkpoint:
                 "the file was not written by xpnet.save"
             )
     net.load_state_dict(params)
+    restore_precision(net, header.get("precision"))
     seed = header.get("seed")
     if seed is not None and type(seed) is not int:
         raise ValueError(f"its seed {seed!r} is not a whole number")

@@ -1,6 +1,7 @@
-"""Training epochs compiled as one unit where the net's library can (JAX: one `jax.jit` of a
-`lax.scan` over an epoch's full batches; `ops.<library>.compile_epoch`), with the eager step,
-op by op, as the reference the tests compare it with.
+"""Training epochs compiled as one unit where the net's library can (`ops.<library>.
+compile_epoch`: on JAX one `jax.jit` of a `lax.scan` over an epoch's full batches; on
+torch-cuda each step replayed from one CUDA graph), with the eager step, op by op, as the
+reference the tests compare it with.
 
 A compiled step traces the very same code as an eager one: the layers' forward and backward,
 the loss, the buffer's packing and the optimizer's `rule` with the step count and learning
@@ -67,7 +68,12 @@ class CompiledEpochs:
         self.net, self.loss, self.optimizer = net, loss, optimizer
         xp = net.backend.xp
         score = (lambda Y, T: correct_count(Y, T, xp)) if classify else None
-        self._run = compile_epoch(self._step, score)
+        self._run = compile_epoch(self._step, score, net.parameter_buffer.flat_parameters())
+
+    @property
+    def compiles(self) -> bool:
+        """Whether the library compiles epochs for this net's device (torch: CUDA only)."""
+        return self._run is not None
 
     def _step(
         self, P: Array, state: dict[str, Array], X: Array, T: Array, numbers: Any
@@ -139,4 +145,4 @@ def compiled_epochs(
         made[key] = CompiledEpochs(net, loss, optimizer, compile_epoch, classify)
     runner = made[key]
     runner.loss, runner.optimizer = loss, optimizer  # this call's, with this call's state
-    return runner
+    return runner if runner.compiles else None

@@ -77,6 +77,7 @@ class ParameterBuffer:
                 xp, first
             )
         self.views = views
+        self.dtype: Any = first.dtype  # of P and G: the master weights' and gradients'
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self._grad_views: dict[str, Array] = {}
@@ -87,6 +88,10 @@ class ParameterBuffer:
                 self.params[name] = xp.reshape(self._P[start:stop], shape)
                 self._grad_views[name] = xp.reshape(self._G[start:stop], shape)
         self.load(values)
+        # mixed precision: the dtype the products run in (None: the parameters' own), and the
+        # parameters cast to it, by name (the live parameters themselves when it is None)
+        self.compute_dtype: Any = None
+        self.compute: dict[str, Array] = self.params
 
     # -- parameters -----------------------------------------------------------------------
     def set(self, name: str, value: Array) -> None:
@@ -122,7 +127,40 @@ class ParameterBuffer:
         for name, start, stop, shape in self.layout:
             self.params[name] = xp.reshape(P[start:stop], shape)
 
+    # -- mixed precision ------------------------------------------------------------------
+    def set_compute_dtype(self, dtype: Any) -> None:
+        """Run the products from a copy of the parameters in `dtype` (bfloat16, float16), kept
+        by `refresh_compute`; None: from the parameters themselves."""
+        self.compute_dtype = dtype
+        self.compute = self.params
+        self.refresh_compute()
+
+    def refresh_compute(self) -> None:
+        """Recast `compute` from the parameters: one cast of the flat P, viewed per parameter
+        (a cast per parameter where P is packed); nothing without a compute dtype."""
+        dtype = self.compute_dtype
+        if dtype is None:
+            return
+        xp = self.xp
+        if self.views:
+            low = xp.astype(self._P, dtype)
+            self.compute = {
+                name: xp.reshape(low[start:stop], shape) for name, start, stop, shape in self.layout
+            }
+        else:
+            self.compute = {name: xp.astype(p, dtype) for name, p in self.params.items()}
+
     # -- gradients ------------------------------------------------------------------------
+    def put_grad(self, name: str, g: Array) -> None:
+        """Record `g` as the gradient of `name` in the buffer's dtype (a low-precision product's
+        gradient is accumulated in float32): cast into its view of G, or cast anew."""
+        view = self._grad_views.get(name)
+        if view is not None:
+            view[...] = g
+            self.grads[name] = view
+        else:
+            self.grads[name] = self.xp.astype(g, self.dtype)
+
     def grad_target(self, name: str) -> Array | None:
         """The view of G that backward should write the gradient of `name` into (None: give a
         new array, the buffer packs it)."""

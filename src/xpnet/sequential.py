@@ -25,8 +25,10 @@ from .layers.sequence import (
     parameter_shapes,
     widths,
 )
+from .loss_scaling import LossScaler
 from .memory import check_parameters_fit
 from .params import ParameterBuffer
+from .precision import FULL, Precision, as_precision, compute_dtype
 from .rng import new_generator
 
 __all__ = ["Sequential", "in_mode"]
@@ -111,6 +113,8 @@ class Sequential:
         )
         self._input_type: Any = None  # the array type of inputs that passed the checks
         self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
+        self.precision: Precision = FULL  # set_precision's policy
+        self.loss_scaler: LossScaler | None = None  # dynamic loss scaling, for "16-mixed"
         self.reseed((self.seed,))
 
     def _initial(self, found: list[Layer], names: list[dict[str, str]]) -> dict[str, Array]:
@@ -153,6 +157,22 @@ class Sequential:
         """Start every random layer's draws afresh from `entropy` (and its place in the net)."""
         for i, leaf in enumerate(leaves(self.layers)):
             leaf.reseed((*entropy, i))
+
+    def set_precision(self, precision: str | Precision) -> None:
+        """Train and infer under a precision policy ("32", "bf16-mixed", "16-mixed"; see
+        `xpnet.precision`): the products from a low-precision copy of the parameters, cast
+        once per forward, the parameters themselves staying in float32. A new policy starts
+        a fresh loss scale; the one in use keeps its own. Raises ValueError where the backend
+        cannot run it."""
+        policy = as_precision(precision)
+        if policy == self.precision:
+            return
+        self.parameter_buffer.set_compute_dtype(
+            compute_dtype(policy, self.backend, self.dtype_name)
+        )
+        self.precision = policy
+        P = self.parameter_buffer.flat_parameters()
+        self.loss_scaler = LossScaler(P) if policy.loss_scaling else None
 
     # -- the architecture, as the checkpoint stores it ------------------------------------
     def config(self) -> dict[str, Any]:
@@ -209,8 +229,14 @@ class Sequential:
         return Y
 
     def run_forward(self, X: Array) -> Array:
-        """`forward` without the input checks: what a compiled training step traces."""
-        return forward_through(self._plan, X)
+        """`forward` without the input checks: what a compiled training step traces. Under
+        mixed precision the parameters are cast first and the outputs come back in the net's
+        dtype, so the loss is computed in float32."""
+        buffer = self.parameter_buffer
+        if buffer.compute_dtype is None:
+            return forward_through(self._plan, X)
+        buffer.refresh_compute()
+        return self.backend.xp.astype(forward_through(self._plan, X), self.dtype)
 
     def backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate dL/dY through the layers; set `grads` and return dL/dX (or None, when

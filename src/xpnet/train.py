@@ -17,6 +17,7 @@ from .distributed import Communicator
 from .inputs import is_classification, prepare
 from .losses import LOSSES, Loss, SSELoss
 from .optim import OPTIMIZERS, SGD, Optimizer
+from .precision import Precision
 from .rng import epoch_permutation
 from .scoring import Tally, batch_bounds, evaluate_prepared
 from .sequential import Sequential, in_mode
@@ -65,8 +66,13 @@ def step(
     outputs Y and the loss value (a 0-d device array: reading it is a host sync)."""
     Y = net.forward(X)
     value = loss.forward(Y, T)
-    net.backward(loss.backward(), input_grad=False)
-    optimizer.step(net, reduce=allreduce)
+    scaler = net.loss_scaler
+    if scaler is None:
+        net.backward(loss.backward(), input_grad=False)
+        optimizer.step(net, reduce=allreduce)
+    else:  # "16-mixed": backward from the scaled loss; the scaler unscales, checks, updates
+        net.backward(scaler.scaled(loss.backward()), input_grad=False)
+        scaler.step(net, optimizer, reduce=allreduce)
     return Y, value
 
 
@@ -102,8 +108,11 @@ def _shard_step(
         return group.allreduce_sum(G if weight == 1.0 else G * weight)
 
     if hi == lo:  # no rows here: this process adds zeros to the sum and updates alike
-        P = net.parameter_buffer.flat_parameters()
-        optimizer.step(net, net.backend.xp.zeros_like(P), reduce=allreduce)
+        zeros = net.backend.xp.zeros_like(net.parameter_buffer.flat_parameters())
+        if net.loss_scaler is None:
+            optimizer.step(net, zeros, reduce=allreduce)
+        else:
+            net.loss_scaler.step(net, optimizer, zeros, reduce=allreduce)
         return
     Tb = T[lo:hi, ...]
     Y, value = step(net, X[lo:hi, ...], Tb, loss, optimizer, allreduce=allreduce)
@@ -167,6 +176,7 @@ def fit(
     comm: Communicator | None = None,
     early_stopping: EarlyStopping | int | None = None,
     compiled: bool = True,
+    precision: str | Precision | None = None,
 ) -> History:
     """Train `net` on X, T by minibatch backprop; return the History.
 
@@ -194,7 +204,12 @@ def fit(
     where the net's library compiles one (JAX: one `jax.jit` per batch shape, traced in the
     first epoch) and every class in the net, loss and optimizer declares itself traceable;
     elsewhere, and with `compiled=False`, each step runs op by op. Both give the same numbers to
-    rounding (the compiled step may fuse a multiply and an add)."""
+    rounding (the compiled step may fuse a multiply and an add).
+
+    `precision` ("32", "bf16-mixed", "16-mixed"; None: the net's, "32" unless set) becomes the
+    net's policy (`Sequential.set_precision`), which `predict` and `evaluate` follow too;
+    "16-mixed" runs op by op (its loss scale is not traced) and adds the records'
+    "loss_scale" and "skipped_steps"."""
     loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
     optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
     if validation is not None and (
@@ -221,6 +236,8 @@ def fit(
             f"epochs ({epochs}) is the epoch to train up to, so it cannot be below "
             f"initial_epoch ({initial_epoch})"
         )
+    if precision is not None:
+        net.set_precision(precision)
     X, T = prepare(net, X, T, "training data")
     classify = is_classification(T, net.backend)
     if validation is not None:
@@ -242,7 +259,7 @@ def fit(
     batches = batch_bounds(n, batch_size)
     runner = (
         None
-        if not compiled or group is not None
+        if not compiled or group is not None or net.loss_scaler is not None
         else compiled_epochs(net, loss, optimizer, classify)
     )
     bar = tqdm(
@@ -273,6 +290,8 @@ def fit(
                     _shard_step(net, Xe, Te, (start, stop), loss, optimizer, group, tally)
                 bar.update(stop - start)
             record: dict[str, float] = {"epoch": epoch + 1, **tally.summary(group)}
+            if net.loss_scaler is not None:
+                record.update(net.loss_scaler.summary())
             if validation is not None:
                 val = evaluate_prepared(net, Xv, Tv, loss, 4096, classify_val)
                 record.update({f"val_{k}": v for k, v in val.items()})

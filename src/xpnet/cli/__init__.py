@@ -1,4 +1,4 @@
-"""The `xpnet` command: train, evaluate, predict, vanishing, info and gradcheck.
+"""The `xpnet` command: train, evaluate, predict, export, vanishing, info and gradcheck.
 
 Exit status: 0 done; 1 gradcheck found a wrong gradient, or xpnet hit a bug (shown with its
 traceback); 2 a user mistake (a file that is missing or malformed, an option that does not
@@ -17,6 +17,7 @@ from ..distributed import CommunicatorError
 from . import parallel
 from .errors import COMMANDS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from .evaluate import cmd_evaluate, cmd_predict
+from .export import cmd_export
 from .gradcheck import cmd_gradcheck
 from .info import cmd_info
 from .options import TrainOptions
@@ -32,6 +33,7 @@ __all__ = [
     "UsageError",
     "build_parser",
     "cmd_evaluate",
+    "cmd_export",
     "cmd_gradcheck",
     "cmd_info",
     "cmd_predict",

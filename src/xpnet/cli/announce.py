@@ -36,6 +36,7 @@ def header(plan: TrainingPlan, group: Communicator, threads: int | None) -> str:
         f"parameters, seed {options.seed}), {options.loss}, {options.optimizer} lr "
         f"{options.lr}{_training_note(options)}, batch {options.batch_size}; "
         f"{net.backend.name} on {net.backend.device}, {net.dtype_name}"
+        + (f" masters, precision {net.precision}" if net.precision.mixed else "")
         + (f"; resuming at epoch {plan.start}" if plan.start else "")
         + _group_note(group, threads)
     )

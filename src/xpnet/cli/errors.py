@@ -18,7 +18,7 @@ class UsageError(Exception):
     """A command line that does not make sense; the message says what to type instead."""
 
 
-COMMANDS = ("train", "evaluate", "predict", "vanishing", "info", "gradcheck")
+COMMANDS = ("train", "evaluate", "predict", "export", "vanishing", "info", "gradcheck")
 
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import plots
 from ..backend import to_numpy
-from ..checkpoint import FILENAME, load_checkpoint
+from ..checkpoint import load_checkpoint
 from ..confusion import confusion_matrix
 from ..data import Dataset, load_inputs
 from ..layers.sequence import widths
@@ -25,7 +23,7 @@ from .errors import UsageError
 from .options import ABSENT
 from .outputs import Outputs
 from .predictions import check_format, encode_predictions, encode_values
-from .runs import BEST, draw
+from .runs import draw, run_model
 from .scores import scores
 from .standardize import Standardization
 
@@ -33,7 +31,7 @@ __all__ = ["cmd_evaluate", "cmd_predict"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
+    ck = load_checkpoint(run_model(args.run_dir), args.backend, args.device)
     options = ck.metadata.get("options")
     options = options if isinstance(options, dict) else {}  # a checkpoint saved by xpnet.save
     task = _task(options)
@@ -109,34 +107,6 @@ def _per_class(
             print(f"confusion matrix drawn in {picture}")
 
 
-def _model(run: Path) -> Path:
-    """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
-    else its checkpoint (the last epoch's; a .safetensors file is itself). A run that
-    diverged before its first checkpoint is refused as such, not as a missing file."""
-    if (run / BEST).is_file():
-        return run / BEST
-    if run.is_dir() and not (run / FILENAME).exists():
-        diverged = _diverged_epoch(run)
-        if diverged is not None:
-            raise UsageError(
-                f"the run in {run} diverged in epoch {diverged}, before any epoch was saved, "
-                "so it has no net to use; train it again with a lower --lr (history.csv says "
-                "how it went)"
-            )
-    return run
-
-
-def _diverged_epoch(run: Path) -> int | None:
-    """The epoch a run's metrics.json says it diverged in (None: it did not say so)."""
-    try:
-        metrics = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(metrics, dict) and metrics.get("diverged") is True:
-        return int(metrics.get("epochs") or 1)
-    return None
-
-
 def _default_loss(net: Sequential) -> str:
     return "softmax_ce" if net.output == "identity" else "sse"
 
@@ -147,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_format(args.output)
     outputs_gate = Outputs(args.overwrite, option="-o")
     outputs_gate.claim(args.output)  # before any work: never a checkpoint, link or user's file
-    ck = load_checkpoint(_model(args.run_dir), args.backend, args.device)
+    ck = load_checkpoint(run_model(args.run_dir), args.backend, args.device)
     net = ck.net
     X = load_inputs(args.inputs, n_features=widths(net.layers)[0])
     scaling = Standardization.stored(ck.metadata)

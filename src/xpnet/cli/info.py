@@ -26,6 +26,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     packages = [p for library in LIBRARIES.values() for p in library.distributions]
     packages += ["array-api-compat", "array-api-extra", "tqdm", "safetensors", "matplotlib"]
     packages += ["scikit-learn", "mpi4py"]  # the estimators; data-parallel training
+    packages += ["onnx", "tensorboard"]  # the export and logging extras
     print("packages: " + ", ".join(f"{p} {version(p)}" for p in packages))
     print(_datasets())
     print("backends:")

@@ -98,6 +98,12 @@ class TrainOptions:
     backend: str = _option("auto", "the array library", resumable=True)
     device: int | str | None = _option(None, "e.g. cuda:1 or 1", shown="the first", resumable=True)
     dtype: str = _option("float32", "the parameters' and data's floating-point type")
+    precision: str = _option(
+        "32",
+        "32, or bf16-mixed / 16-mixed: products in bfloat16 / float16 (loss-scaled) with "
+        "float32 master weights (backends torch, cupy, jax)",
+        absent="32",
+    )
     seed: int = _option(0, "initial weights and shuffling")
     # runs saved before --val-fraction validated on the test split and trained on all of the
     # training part: val_fraction 0 keeps that training set

@@ -13,9 +13,11 @@ from ..losses import LOSSES
 from ..model import CLASSIC_HIDDEN, HIDDEN, NORMS
 from ..optim import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
+from ..precision import PRECISIONS
 from .config import TASKS
 from .errors import UsageError
 from .evaluate import cmd_evaluate, cmd_predict
+from .export import cmd_export
 from .gradcheck import GRADCHECK_SAMPLES, cmd_gradcheck
 from .info import cmd_info, version
 from .options import help_text
@@ -130,6 +132,7 @@ def build_parser() -> Parser:
     _option(train, "epochs", type=_positive(int))
     _option(train, "batch_size", type=_positive(int))
     _option(train, "dtype", choices=DTYPE_NAMES)
+    _option(train, "precision", choices=list(PRECISIONS))
     _option(train, "val_fraction", type=_fraction, metavar="F")
     _option(train, "weight_decay", type=_nonnegative_float, metavar="W")
     _option(train, "clip_norm", type=_positive(float), metavar="C")
@@ -153,6 +156,19 @@ def build_parser() -> Parser:
     )
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar and no per-epoch log lines"
+    )
+    train.add_argument(
+        "--eager",
+        action="store_true",
+        help="run every step op by op: no CUDA-graphed (torch on a GPU) or jax.jit-compiled "
+        "epochs, for debugging and comparison (the numbers agree to rounding)",
+    )
+    train.add_argument(
+        "--tensorboard",
+        type=_path,
+        metavar="DIR",
+        help="also log every epoch's scores, learning rate and layer gradient norms as "
+        "TensorBoard event files in DIR (needs the tensorboard extra)",
     )
     train.add_argument(
         "--log-every",
@@ -196,6 +212,16 @@ def build_parser() -> Parser:
     )
     _overwrite_option(pr)
     _placement_options(pr)
+
+    ex = commands.add_parser(
+        "export", help="a saved run as an ONNX model: its probabilities and labels"
+    )
+    ex.set_defaults(run=cmd_export)
+    ex.add_argument("run_dir", type=Path, metavar="DIR", help="run directory or .safetensors file")
+    ex.add_argument(
+        "-o", "--output", type=_path, required=True, metavar="OUT", help="the model file (.onnx)"
+    )
+    _overwrite_option(ex)
 
     va = commands.add_parser(
         "vanishing",

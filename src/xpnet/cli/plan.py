@@ -99,7 +99,7 @@ class TrainingPlan:
             out=args.out,
             data=data,
             splits=splits,
-            net=build_net(options, data, options.dtype),
+            net=_with_precision(build_net(options, data, options.dtype), options),
             optimizer=build_optimizer(options),
             history=History(),
             start=0,
@@ -128,7 +128,7 @@ class TrainingPlan:
             out=run,
             data=data,
             splits=splits,
-            net=ck.net,
+            net=_with_precision(ck.net, options),
             optimizer=ck.optimizer,
             history=History(_saved_history(ck, run)),
             start=ck.epoch,
@@ -147,6 +147,16 @@ def _standardized(splits: Splits, scaling: Standardization | None) -> Splits:
         None if val_set is None else scaling.dataset(val_set),
         scaling.dataset(test_set),
     )
+
+
+def _with_precision(net: Sequential, options: TrainOptions) -> Sequential:
+    """The net under the run's --precision (a resumed one keeps its loss scale), or a usage
+    error saying which backend can run it."""
+    try:
+        net.set_precision(options.precision)
+    except ValueError as err:
+        raise UsageError(f"--precision {options.precision}: {err}") from err
+    return net
 
 
 def _load(

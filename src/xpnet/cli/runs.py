@@ -18,6 +18,7 @@ from ..layers.sequence import parameter_count
 from ..sequential import Sequential
 from ..train import History
 from .config import Splits
+from .errors import UsageError
 from .info import version
 from .options import TrainOptions
 from .outputs import Outputs
@@ -31,11 +32,40 @@ __all__ = [
     "percent",
     "run_config",
     "run_metrics",
+    "run_model",
 ]
 
 BEST = "best.safetensors"  # with --early-stopping: the best epoch's net, what evaluate uses
 # every file `xpnet train` writes into a run directory
 RUN_FILES = (FILENAME, BEST, "config.json", "metrics.json", "history.csv", "curves.png")
+
+
+def run_model(run: Path) -> Path:
+    """The net a run stands for: with early stopping, its best epoch's (best.safetensors),
+    else its checkpoint (the last epoch's; a .safetensors file is itself). A run that
+    diverged before its first checkpoint is refused as such, not as a missing file."""
+    if (run / BEST).is_file():
+        return run / BEST
+    if run.is_dir() and not (run / FILENAME).exists():
+        diverged = _diverged_epoch(run)
+        if diverged is not None:
+            raise UsageError(
+                f"the run in {run} diverged in epoch {diverged}, before any epoch was saved, "
+                "so it has no net to use; train it again with a lower --lr (history.csv says "
+                "how it went)"
+            )
+    return run
+
+
+def _diverged_epoch(run: Path) -> int | None:
+    """The epoch a run's metrics.json says it diverged in (None: it did not say so)."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(metrics, dict) and metrics.get("diverged") is True:
+        return int(metrics.get("epochs") or 1)
+    return None
 
 
 def new_run_dir(name: str, root: Path = Path("runs")) -> Path:

@@ -16,7 +16,8 @@ from ..checkpoint import FILENAME
 from ..distributed import Communicator
 from ..files import remove_stale_temporaries
 from ..losses import LOSSES, Loss
-from ..train import fit
+from ..tensorboard_log import TensorBoard
+from ..train import Callback, fit
 from . import parallel, signals
 from .announce import header
 from .errors import EXIT_DIVERGED, EXIT_OK, UsageError
@@ -45,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     group = parallel.gpu_communicator(group, plan.net.backend)
     threads = parallel.limit_threads()
+    board = _tensorboard(args.tensorboard, plan) if lead and args.tensorboard else None
     if lead:
         print(header(plan, group, threads))
     group.barrier()  # every rank's setup is good (or a failed one has ended the job)
@@ -56,7 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a NaN: guarded
         try:
-            _fit(plan, loss, epochs, group, progress=sys.stderr.isatty() and not args.quiet)
+            callbacks: list[Callback] = [epochs.guard, epochs.save, epochs.log]  # guard first
+            callbacks += [board] if board is not None else []
+            progress = sys.stderr.isatty() and not args.quiet
+            _fit(plan, loss, callbacks, group, progress=progress, compiled=not args.eager)
             epochs.log_stop()
             if saver is None:  # the other ranks are done: rank 0 writes the run
                 group.barrier()
@@ -66,6 +71,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as stop:
             with signals.held():  # a second Ctrl-C does not cut the saving short
                 return interrupted(plan, saver, group, signals.exit_status(stop))
+        finally:
+            if board is not None:
+                board.close()
     with signals.held() as caught:  # the run's last files are written whole
         status = finish(plan, test, saver, epochs.diverged, time.perf_counter() - started)
     if caught:
@@ -126,10 +134,27 @@ def _saver(plan: TrainingPlan, processes: int, outputs: Outputs, interval: float
     return RunSaver(plan, out, outputs, interval, processes)
 
 
+def _tensorboard(logdir: Path, plan: TrainingPlan) -> TensorBoard:
+    """The TensorBoard log of the run in `logdir`, with the gradient norms of the first batch
+    of the training set."""
+    fit_set, batch = plan.splits.fit, plan.options.batch_size
+    probe = (fit_set.X[:batch], fit_set.y[:batch])
+    try:
+        return TensorBoard(logdir, net=plan.net, probe=probe, loss=LOSSES[plan.options.loss]())
+    except ImportError as err:  # the tensorboard extra is not installed
+        raise UsageError(str(err)) from err
+
+
 def _fit(
-    plan: TrainingPlan, loss: Loss, epochs: _Epochs, group: Communicator, progress: bool
+    plan: TrainingPlan,
+    loss: Loss,
+    callbacks: list[Callback],
+    group: Communicator,
+    progress: bool,
+    compiled: bool,
 ) -> None:
-    """Train the plan's net from its start to its last epoch, with `epochs`' callbacks."""
+    """Train the plan's net from its start to its last epoch, with these callbacks after
+    every epoch; `compiled` as fit takes it."""
     fit_set, val_set, _ = plan.splits
     fit(
         plan.net,
@@ -142,11 +167,12 @@ def _fit(
         seed=plan.options.seed,
         validation=None if val_set is None else (val_set.X, val_set.y),
         progress=progress,
-        callbacks=[epochs.guard, epochs.save, epochs.log],  # in this order: guard first
+        callbacks=callbacks,
         initial_epoch=plan.start,
         history=plan.history,
         comm=group,
         early_stopping=plan.stopper,
+        compiled=compiled,
     )
 
 

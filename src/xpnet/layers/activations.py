@@ -91,10 +91,10 @@ class Activation(Layer):
         output. An activation that caches its input keeps the Linear's output as that input."""
         if type(x) is not self._array_type:
             self._bind(x)
-        fused = self._bias_inplace
-        if fused is None or linear.b is None:
+        fused, b = self._bias_inplace, linear.compute_b
+        if fused is None or b is None:
             return self.forward(linear.forward(x), inplace=True)
-        self._saved = y = fused(linear.forward(x, add_bias=False), linear.b, self._xp)
+        self._saved = y = fused(linear.forward(x, add_bias=False), b, self._xp)
         return y
 
     def backward(self, grad: Array) -> Array:

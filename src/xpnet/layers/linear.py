@@ -92,11 +92,20 @@ class Linear(Layer, name="linear"):
         buffer = self.parameter_buffer or self._buffer()
         return None if self._b is None else buffer.params[self._b]
 
+    @property
+    def compute_b(self) -> Array | None:
+        """b as the products use it: its low-precision copy under mixed precision."""
+        buffer = self.parameter_buffer or self._buffer()
+        return None if self._b is None else buffer.compute[self._b]
+
     def forward(self, x: Array, add_bias: bool = True) -> Array:
         """x @ W + b; x @ W alone when `add_bias` is False (the caller adds b, as a fused
         bias-and-activation op does)."""
+        buffer = self.parameter_buffer or self._buffer()
+        params = buffer.compute  # the parameters, or their low-precision copy
+        if buffer.compute_dtype is not None:  # mixed precision: the product in the low dtype
+            x = self._xp.astype(x, buffer.compute_dtype, copy=False)
         self._x = x
-        params = (self.parameter_buffer or self._buffer()).params
         b = None if self._b is None or not add_bias else params[self._b]
         return self._ops.linear(x, params[self._w], b, self._xp)
 
@@ -109,7 +118,9 @@ class Linear(Layer, name="linear"):
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
         buffer, w, b = self.parameter_buffer or self._buffer(), self._w, self._b
-        W = buffer.params[w]
+        W = buffer.compute[w]
+        if buffer.compute_dtype is not None:
+            return self._backward_mixed(grad, W, buffer, input_grad)
         dW = buffer.grad_target(w)
         if dW is not None:
             db = None if b is None else buffer.grad_target(b)
@@ -124,6 +135,19 @@ class Linear(Layer, name="linear"):
         buffer.grads[w] = dW
         if b is not None:
             buffer.grads[b] = db
+        return dx
+
+    def _backward_mixed(
+        self, grad: Array, W: Array, buffer: ParameterBuffer, input_grad: bool
+    ) -> Array | None:
+        """Mixed precision's backward: the products in W's low dtype (grad cast to it), dL/db
+        summed in the buffer's float32, both gradients kept in float32."""
+        xp = self._xp
+        grad = xp.astype(grad, W.dtype, copy=False)
+        dW, _, dx = self._ops.linear_backward(self._x, grad, W, False, input_grad, xp)
+        buffer.put_grad(self._w, dW)
+        if self._b is not None:
+            buffer.put_grad(self._b, xp.sum(grad, axis=0, dtype=buffer.dtype))
         return dx
 
     def backward_parameters(self, grad: Array) -> None:

@@ -42,6 +42,12 @@ class _Normalization(Layer):
     def initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"gamma": np.ones(self.n), "beta": np.zeros(self.n)}
 
+    def _input(self, x: Array) -> tuple[Any, Array]:
+        """x's namespace and x in the parameters' dtype: under mixed precision the statistics
+        are taken in float32 from low-precision inputs (as torch.autocast runs its norms)."""
+        xp = array_namespace(x)
+        return xp, xp.astype(x, self.params["gamma"].dtype, copy=False)
+
     def _affine(self, x_hat: Array, inv_std: Array) -> Array:
         """gamma * x_hat + beta, keeping x_hat and inv_std for backward."""
         self._x_hat, self._inv_std = x_hat, inv_std
@@ -68,7 +74,7 @@ class LayerNorm(_Normalization, name="layer_norm"):
         return {"n": self.n, "eps": self.eps}
 
     def forward(self, x: Array) -> Array:
-        xp = array_namespace(x)
+        xp, x = self._input(x)
         fns = ops.ops_for(xp)
         mean, var = fns.moments(x, 1, xp)
         return self._affine(*fns.normalize(x, mean, var, self.eps, xp))
@@ -103,7 +109,7 @@ class BatchNorm(_Normalization, name="batch_norm"):
         return {"running_mean": np.zeros(self.n), "running_var": np.ones(self.n)}
 
     def forward(self, x: Array) -> Array:
-        xp = array_namespace(x)
+        xp, x = self._input(x)
         fns = ops.ops_for(xp)
         stats = self.statistics
         if not self.training:

@@ -193,7 +193,7 @@ def _scalar(p: Array, value: float) -> Any:
     return p.dtype.type(value)
 
 
-def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: Any, xp: ModuleType) -> Array:
     """p <- p - lr * g in one kernel, in place."""
     if not _same(p, g):
         return generic.sgd_update(p, g, lr=lr, xp=xp)
@@ -202,7 +202,7 @@ def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: Any, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     """v <- momentum * v + g, p <- p - lr * v in one kernel, in place."""
     if not (_same(p, g) and _same(v, g)):

@@ -395,13 +395,13 @@ def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return 0.5 * xp.sum(D * D), D
 
 
-def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: Any, xp: ModuleType) -> Array:
     """p - lr * g. (Fast paths update p in place and return it.)"""
     return p - lr * g
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: Any, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     """(p - lr * v', v') with v' = momentum * v + g: PyTorch's heavy-ball form."""
     v = momentum * v + g

@@ -166,12 +166,12 @@ _momentum = jax.jit(partial(generic.momentum_update, xp=jnp))
 _adam = jax.jit(partial(generic.adam_update, xp=jnp))
 
 
-def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: Any, xp: ModuleType) -> Array:
     return _sgd(p, g, lr=lr)
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: Any, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     return _momentum(p, g, v, lr=lr, momentum=momentum)
 
@@ -202,6 +202,7 @@ def uniform_source(
 def compile_epoch(
     step: Callable[..., tuple[Array, dict[str, Array], Array, Array]],
     score: Callable[[Array, Array], Array] | None,
+    like: Array,
 ) -> Callable[..., tuple[Array, dict[str, Array], Array, Array]]:
     """An epoch of training steps as one XLA computation: `run(P, state, X, T, numbers,
     batch=b)` runs `step(P, state, Xb, Tb, numbers_i) -> (P, state, loss, Y)` over the
@@ -210,7 +211,8 @@ def compile_epoch(
     summed loss (each batch's times its rows) and, with `score(Y, T)`, the summed correct
     count. Traced once per batch size, step count and dtype; the numbers are traced, so a
     changing learning rate never recompiles. The parameters and state are donated on
-    accelerators (XLA updates them in place there; the CPU backend cannot)."""
+    accelerators (XLA updates them in place there; the CPU backend cannot); `like`, the
+    parameters, is the torch overlay's question (which device) and needs no answer here."""
 
     def epoch(
         P: Array, state: dict[str, Array], X: Array, T: Array, numbers: Any, batch: int

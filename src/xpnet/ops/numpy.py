@@ -194,7 +194,7 @@ def _blockwise(p: np.ndarray, g: np.ndarray) -> bool:
     return p.size > _BLOCK and p.flags.c_contiguous and g.flags.c_contiguous
 
 
-def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
+def sgd_update(p: Array, g: Array, *, lr: Any, xp: ModuleType) -> Array:
     """p - lr * g, written into p."""
     if type(p) is not np.ndarray or not p.flags.writeable:
         return generic.sgd_update(p, g, lr=lr, xp=xp)
@@ -206,7 +206,7 @@ def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: Any, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     """v <- momentum * v + g and p <- p - lr * v, both in place."""
     if not (_updatable(p) and _updatable(v)):

@@ -23,8 +23,10 @@ from . import generic
 from .generic import AdamScalars, seed_of
 
 __all__ = [
+    "GraphedEpochs",
     "adam_update",
     "capture",
+    "compile_epoch",
     "erf",
     "erfc",
     "gelu",
@@ -197,22 +199,30 @@ def sse(Y: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
     return 0.5 * torch.dot(flat, flat), D
 
 
-def sgd_update(p: Array, g: Array, *, lr: float, xp: ModuleType) -> Array:
-    return p.add_(g, alpha=-lr)
+def sgd_update(p: Array, g: Array, *, lr: Any, xp: ModuleType) -> Array:
+    """In place; `lr` a Python float (torch's fused `alpha=`) or a 0-d tensor (a graphed step's
+    number, refilled before each replay)."""
+    return p.sub_(g * lr) if isinstance(lr, torch.Tensor) else p.add_(g, alpha=-lr)
 
 
 def momentum_update(
-    p: Array, g: Array, v: Array, *, lr: float, momentum: float, xp: ModuleType
+    p: Array, g: Array, v: Array, *, lr: Any, momentum: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     v.mul_(momentum).add_(g)
-    return p.add_(v, alpha=-lr), v
+    return sgd_update(p, v, lr=lr, xp=xp), v
 
 
 def adam_update(
     p: Array, g: Array, m: Array, v: Array, scalars: AdamScalars, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
-    """torch.optim.Adam's single-tensor update, in place."""
+    """torch.optim.Adam's single-tensor update, in place; with the scalars as 0-d tensors (a
+    graphed step's), the same arithmetic with tensor operands."""
     s = scalars
+    if isinstance(s.step, torch.Tensor):
+        m.mul_(s.beta1).add_(g * s.one_minus_beta1)
+        v.mul_(s.beta2).add_(g * g * s.one_minus_beta2)
+        denom = v.sqrt().mul_(s.inv_correction2).add_(s.eps)
+        return p.sub_(m / denom * s.step), m, v
     m.mul_(s.beta1).add_(g, alpha=s.one_minus_beta1)
     v.mul_(s.beta2).addcmul_(g, g, value=s.one_minus_beta2)
     denom = v.sqrt().mul_(s.inv_correction2).add_(s.eps)
@@ -275,3 +285,117 @@ def uniform_source(
         return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
 
     return draw
+
+
+class GraphedEpochs:
+    """An epoch's full batches with each training step replayed from one CUDA graph: what
+    `compile_epoch` gives for CUDA tensors. Called as `run(P, state, X, T, numbers, batch)`
+    (JAX's `compile_epoch` signature), it copies each batch and that step's optimizer numbers
+    (one row of `numbers`, precomputed on the host for the epoch) into fixed tensors and
+    replays the graph, which runs `step(P, state, Xb, Tb, numbers_i)` in place and adds the
+    batch's loss and correct count to totals on the device: four launches a step, no host
+    read. The first `WARMUP` steps run eagerly on a side stream (CUDA's libraries make their
+    workspaces there), the next is recorded; a new batch size or new parameter or state tensors
+    record anew. With `capture=False` every step runs eagerly on the same fixed tensors, the
+    path the CPU tests check."""
+
+    WARMUP = 3
+
+    def __init__(
+        self,
+        step: Callable[..., tuple[Array, dict[str, Array], Array, Array]],
+        score: Callable[[Array, Array], Array] | None,
+        capture: bool = True,
+    ) -> None:
+        self._step, self._score, self._capture = step, score, capture
+        self._key: tuple[Any, ...] | None = None
+        self._graph: Any = None
+
+    def __call__(
+        self, P: Array, state: dict[str, Array], X: Array, T: Array, numbers: Any, batch: int
+    ) -> tuple[Array, dict[str, Array], Array, Array]:
+        leaves = _number_leaves(numbers)
+        rows = torch.stack(leaves, dim=1)  # (steps, numbers per step)
+        key = (batch, X.shape[1:], T.shape[1:], X.dtype, rows.shape[1], P.data_ptr())
+        key += tuple((name, a.data_ptr()) for name, a in sorted(state.items()))
+        if key != self._key:
+            self._prepare(key, P, X, T, numbers, batch)
+        self._total.zero_()
+        self._correct.zero_()
+        for i in range(X.shape[0] // batch):
+            self._X.copy_(X[i * batch : (i + 1) * batch])
+            self._T.copy_(T[i * batch : (i + 1) * batch])
+            self._row.copy_(rows[i])
+            if self._graph is not None:
+                self._graph.replay()
+            elif self._capture and self._eager >= self.WARMUP:
+                self._record(P, state)
+            else:
+                self._eagerly(P, state)
+        return P, state, self._total.clone(), self._correct.clone()
+
+    def _prepare(
+        self, key: tuple[Any, ...], P: Array, X: Array, T: Array, numbers: Any, batch: int
+    ) -> None:
+        """Fixed tensors for this shape and these parameters; no graph yet."""
+        self._key, self._graph, self._eager = key, None, 0
+        self._X = torch.empty((batch, *X.shape[1:]), dtype=X.dtype, device=X.device)
+        self._T = torch.empty((batch, *T.shape[1:]), dtype=T.dtype, device=T.device)
+        self._row = torch.empty(len(_number_leaves(numbers)), dtype=P.dtype, device=P.device)
+        self._numbers = _number_views(numbers, iter(self._row))
+        self._total = torch.zeros((), dtype=P.dtype, device=P.device)
+        self._correct = torch.zeros((), dtype=torch.int64, device=P.device)
+        self._batch = batch
+
+    def _body(self, P: Array, state: dict[str, Array]) -> None:
+        """One step on the fixed tensors, in place, its loss and hits added to the totals."""
+        new_P, new_state, value, Y = self._step(P, state, self._X, self._T, self._numbers)
+        if new_P is not P or any(new_state[k] is not a for k, a in state.items()):
+            raise RuntimeError("a graphed step must update its parameters and state in place")
+        self._total.add_(value * self._batch)
+        if self._score is not None:
+            self._correct.add_(self._score(Y, self._T))
+
+    def _eagerly(self, P: Array, state: dict[str, Array]) -> None:
+        if not self._capture:
+            self._body(P, state)
+            return
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._body(P, state)
+        torch.cuda.current_stream().wait_stream(side)
+        self._eager += 1
+
+    def _record(self, P: Array, state: dict[str, Array]) -> None:
+        """Record this step's work in a graph (recording runs nothing), then replay it."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._body(P, state)
+        self._graph = graph
+        graph.replay()
+
+
+def _number_leaves(numbers: Any) -> list[Array]:
+    """The arrays of a per-step numbers tree (an array, or tuples of them), in order."""
+    if isinstance(numbers, tuple):
+        return [leaf for item in numbers for leaf in _number_leaves(item)]
+    return [numbers]
+
+
+def _number_views(numbers: Any, row: Any) -> Any:
+    """The numbers tree rebuilt with 0-d views of one row tensor in place of its arrays."""
+    if isinstance(numbers, tuple):
+        items = [_number_views(item, row) for item in numbers]
+        return type(numbers)._make(items) if hasattr(numbers, "_make") else tuple(items)
+    return next(row)
+
+
+def compile_epoch(
+    step: Callable[..., tuple[Array, dict[str, Array], Array, Array]],
+    score: Callable[[Array, Array], Array] | None,
+    like: Array,
+) -> GraphedEpochs | None:
+    """Graphed epochs for CUDA tensors like `like`; None on the CPU, where a graph records
+    nothing and the eager step is the fast one."""
+    return GraphedEpochs(step, score) if like.device.type == "cuda" else None
