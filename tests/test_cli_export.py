@@ -80,6 +80,20 @@ def test_text_labels_come_out_as_text_and_in_the_metadata(capsys, tmp_path):
     assert json.loads(metadata["classes"]) == SPECIES.tolist()
 
 
+def test_a_standardized_run_exports_a_model_of_raw_features(capsys, tmp_path):
+    """A --standardize run's model takes the raw measurements, as `xpnet predict` does."""
+    data, X = iris_csv(tmp_path / "iris.csv")
+    argv = ["train", "--data", data, "--hidden", "8", "--epochs", "20", "--quiet"]
+    assert run(capsys, *argv, "--standardize", "--out", tmp_path / "r")[0] == 0
+    exported(capsys, tmp_path / "r", tmp_path / "iris.onnx")
+    labels, P = predicted(capsys, tmp_path / "r", X, tmp_path)
+    got_p, got_labels = onnx_run(tmp_path / "iris.onnx", X)
+    np.testing.assert_allclose(got_p, P, rtol=TOL, atol=TOL)
+    assert got_labels.tolist() == labels.tolist()
+    metadata = {p.key: p.value for p in onnx.load(tmp_path / "iris.onnx").metadata_props}
+    assert len(json.loads(metadata["standardize"])["mean"]) == 4
+
+
 def test_one_run_exported_twice_gives_the_same_bytes(capsys, small, tmp_path):
     argv = ["train", "--data", small, "--hidden", "8", "--epochs", "1", "--quiet"]
     assert (
