@@ -91,9 +91,13 @@ class Activation(Layer):
         output. An activation that caches its input keeps the Linear's output as that input."""
         if type(x) is not self._array_type:
             self._bind(x)
-        fused, b = self._bias_inplace, linear.compute_b
-        if fused is None or b is None:
-            return self.forward(linear.forward(x), inplace=True)
+        fused = self._bias_inplace
+        b = None if fused is None else linear.compute_b
+        if b is None:  # the step's hot path: no call more than the ops themselves
+            h = linear.forward(x)
+            y = self._forward_inplace(h, self._xp)
+            self._saved = h if self.backward_from_input else y
+            return y
         self._saved = y = fused(linear.forward(x, add_bias=False), b, self._xp)
         return y
 

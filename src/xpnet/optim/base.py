@@ -139,7 +139,8 @@ class Optimizer:
         model's; None for bare arrays: all of P is one weight)."""
         if G.shape != P.shape:
             raise ValueError(f"gradient shape {tuple(G.shape)} != parameter shape {tuple(P.shape)}")
-        self.prepare(P, layout)
+        if layout is not self._layout or (self.slots and not self._state):
+            self._adopt(P, layout)  # the weight mask is made by the first rule that needs it
         self.t += 1
         return self.rule(P, G, self._state, self.step_numbers(self.t, self.current_lr), layout)
 
