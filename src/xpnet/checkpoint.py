@@ -153,8 +153,7 @@ def encode(
     """The bytes `save` writes (the same arguments): a snapshot of the net, and optimizer,
     as they are now, to be written later (the CLI keeps the last epoch's, to save it on a
     signal)."""
-    live = {**net.parameters(), **net.statistics()}
-    tensors = {name: _host(p) for name, p in live.items()}
+    tensors = {name: _host(p) for name, p in net.live_state().items()}
     header: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

@@ -88,7 +88,7 @@ class Sequential:
         self.n_out: int = sizes[-1]
         choose_inits(self.layers)
         names = layer_names(self.layers)
-        if not any(leaf.parameter_shapes() for leaf in found):
+        if not any(has_parameters(layer) for layer in self.layers):
             raise ValueError("a net needs at least one layer with parameters, e.g. xpnet.Linear")
         check_parameters_fit(parameter_shapes(self.layers), self.backend, self.dtype_name)
         self.parameter_buffer: ParameterBuffer = ParameterBuffer(self._initial(found, names))
@@ -98,9 +98,6 @@ class Sequential:
             params = {key: named[key] for key in leaf.parameter_shapes()}
             if params:
                 leaf.attach(self.parameter_buffer, params)
-            leaf.statistics = {
-                key: asarray(value, like=self) for key, value in leaf.initial_statistics().items()
-            }
             leaf._in_net = True
         self._statistic_names: list[tuple[Layer, str, str]] = [
             (leaf, key, named[key])
@@ -308,17 +305,19 @@ class Sequential:
         """{"running_mean2": ..., ...}: the live statistics of the layers that keep some."""
         return {name: leaf.statistics[key] for leaf, key, name in self._statistic_names}
 
+    def live_state(self) -> dict[str, Array]:
+        """The parameters and statistics by name: the live arrays (`state_dict` copies them)."""
+        return {**self.parameters(), **self.statistics()}
+
     def state_dict(self) -> dict[str, Array]:
         """The parameters and statistics by name, as copies in the net's backend and device."""
         xp = self.backend.xp
-        live = {**self.parameters(), **self.statistics()}
-        return {name: xp.asarray(p, copy=True) for name, p in live.items()}
+        return {name: xp.asarray(p, copy=True) for name, p in self.live_state().items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Load copies of parameters from arrays of any supported library (moved and cast
         explicitly); missing, extra or wrong-shaped keys raise before anything changes."""
-        live = {**self.parameters(), **self.statistics()}
-        expected = {name: tuple(p.shape) for name, p in live.items()}
+        expected = {name: tuple(p.shape) for name, p in self.live_state().items()}
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
         if missing or extra:
@@ -350,7 +349,7 @@ class Sequential:
             backend = self.backend if device is None else self.backend.name
         target = get_backend(backend, device)
         net = net_from_config({**self.config(), "dtype": dtype or self.dtype_name}, target)
-        net.load_state_dict({**self.parameters(), **self.statistics()})
+        net.load_state_dict(self.live_state())
         net.train(self.training)
         return net
 

@@ -107,8 +107,13 @@ class Layer:
 
     # -- placement --------------------------------------------------------------------------
     def place(self, backend: Backend, dtype: str) -> None:
-        """Say where the layer's arrays live (its net's backend and dtype, or its own)."""
+        """Say where the layer's arrays live (its net's backend and dtype, or its own); its
+        statistics start there from `initial_statistics`."""
         self.backend, self.dtype_name = backend, dtype
+        self.statistics = {
+            key: asarray(value, like=backend, dtype=dtype)
+            for key, value in self.initial_statistics().items()
+        }
         for layer in self.sublayers:
             layer.place(backend, dtype)
 
@@ -129,10 +134,6 @@ class Layer:
         place = get_backend(backend, device)
         self.place(place, dtype)
         rng = seed if isinstance(seed, np.random.Generator) else new_generator(seed)
-        self.statistics = {
-            key: asarray(value, like=place, dtype=dtype)
-            for key, value in self.initial_statistics().items()
-        }
         values = self.initial_parameters(rng)
         if values:
             initial = {k: asarray(v, like=place, dtype=dtype) for k, v in values.items()}
