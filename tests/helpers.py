@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from xpnet.backend import to_numpy
 from xpnet.checkpoint import _digest
 from xpnet.cli import main
 
@@ -72,3 +73,20 @@ def run_python_blocks(page: Path) -> dict[str, Any]:
     for code in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
         exec(compile(code, str(page), "exec"), namespace)
     return namespace
+
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+def blobs(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three well-separated Gaussian classes in 4 features: X (n, 4) and integer labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 4)) * 0.5 + np.eye(3, 4)[labels] * 2.0
+    return X, labels
+
+
+def host_weights(net: Any) -> dict[str, np.ndarray]:
+    """A net's state as NumPy arrays, by name."""
+    return {k: to_numpy(v) for k, v in net.state_dict().items()}

@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import XOR_T, XOR_X, blobs, host_weights
 
 import xpnet
 from xpnet.backend import BackendError
 from xpnet.inputs import is_classification, prepare, to_net
-
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
-
-
-def _blobs(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    X = rng.normal(size=(n, 4)) * 0.5 + np.eye(3, 4)[labels] * 2.0
-    return X, labels
-
-
-def _weights(net):
-    return {k: xpnet.to_numpy(v) for k, v in net.state_dict().items()}
 
 
 def test_prepare_moves_casts_and_one_hot_codes(backend, dtype):
@@ -57,21 +44,21 @@ def test_is_classification_means_targets_of_0_and_1(backend):
 
 
 def test_integer_inputs_and_label_targets_follow_the_documented_casts():
-    X, labels = _blobs()
+    X, labels = blobs()
     X_int = np.round(X * 4).astype(np.int32)
     nets = [xpnet.MLP([4, 5, 3], seed=0) for _ in range(2)]
     xpnet.fit(nets[0], X_int, labels, epochs=2, batch_size=8)
     xpnet.fit(nets[1], X_int.astype(np.float32), np.eye(3)[labels], epochs=2, batch_size=8)
-    for k, v in _weights(nets[0]).items():
-        np.testing.assert_array_equal(v, _weights(nets[1])[k])
+    for k, v in host_weights(nets[0]).items():
+        np.testing.assert_array_equal(v, host_weights(nets[1])[k])
 
 
 def test_a_single_output_takes_1d_targets_as_a_column():
     net_a, net_b = xpnet.MLP([2, 3, 1], seed=0), xpnet.MLP([2, 3, 1], seed=0)
     xpnet.fit(net_a, XOR_X, XOR_T[:, 0], epochs=3)
     xpnet.fit(net_b, XOR_X, XOR_T, epochs=3)
-    for k, v in _weights(net_a).items():
-        np.testing.assert_array_equal(v, _weights(net_b)[k])
+    for k, v in host_weights(net_a).items():
+        np.testing.assert_array_equal(v, host_weights(net_b)[k])
 
 
 @pytest.mark.parametrize("where", ["X", "T"])
@@ -80,10 +67,10 @@ def test_nan_or_inf_in_the_data_is_refused_before_training(backend, where, bad):
     X, T = XOR_X.copy(), XOR_T.copy()
     (X if where == "X" else T)[1, 0] = bad
     net = xpnet.MLP([2, 2, 1], backend=backend)
-    before = _weights(net)
+    before = host_weights(net)
     with pytest.raises(ValueError, match=rf"{where} \(training data\) contains 1 NaN or infinite"):
         xpnet.fit(net, X, T, epochs=1)
-    for k, v in _weights(net).items():
+    for k, v in host_weights(net).items():
         np.testing.assert_array_equal(v, before[k])
 
 

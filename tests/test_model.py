@@ -5,25 +5,22 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
+from helpers import host_weights
 
 import xpnet
 from xpnet.backend import BackendError
 
 
-def _weights(net):
-    return {k: xpnet.to_numpy(v) for k, v in net.state_dict().items()}
-
-
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
 def test_same_seed_gives_bit_identical_weights_on_every_backend(backend, dtype, hidden):
-    reference = _weights(xpnet.MLP([5, 7, 3], hidden, dtype=dtype, seed=11))
+    reference = host_weights(xpnet.MLP([5, 7, 3], hidden, dtype=dtype, seed=11))
     net = xpnet.MLP([5, 7, 3], hidden, backend=backend, dtype=dtype, seed=11)
-    got = _weights(net)
+    got = host_weights(net)
     assert got.keys() == reference.keys() == {"W1", "b1", "W2", "b2"}
     for key, value in reference.items():
         assert got[key].dtype == np.dtype(dtype)
         np.testing.assert_array_equal(got[key], value)
-    other = _weights(xpnet.MLP([5, 7, 3], hidden, dtype=dtype, seed=12))
+    other = host_weights(xpnet.MLP([5, 7, 3], hidden, dtype=dtype, seed=12))
     assert not np.array_equal(other["W1"], reference["W1"])
 
 
@@ -85,14 +82,14 @@ def test_state_dict_is_a_copy_and_loads_from_any_library(backend, dtype):
 def test_load_state_dict_refuses_missing_extra_and_misshapen_keys():
     net = xpnet.MLP([2, 3, 1])
     good = net.state_dict()
-    before = _weights(net)
+    before = host_weights(net)
     with pytest.raises(KeyError, match=r"missing keys \['b2'\]"):
         net.load_state_dict({k: v for k, v in good.items() if k != "b2"})
     with pytest.raises(KeyError, match=r"unexpected keys \['W3'\]"):
         net.load_state_dict({**good, "W3": good["W2"]})
     with pytest.raises(ValueError, match=r"state_dict\['W1'\] has shape \(3, 2\).*needs \(2, 3\)"):
         net.load_state_dict({**good, "W1": np.zeros((3, 2))})
-    for k, v in _weights(net).items():
+    for k, v in host_weights(net).items():
         np.testing.assert_array_equal(v, before[k])
 
 
@@ -101,7 +98,7 @@ def test_to_moves_a_copy(backend):
     net = xpnet.MLP([3, 2], seed=4)
     moved = net.to(backend, dtype="float64")
     assert moved.backend.name == backend.name and moved.dtype_name == "float64"
-    for k, v in _weights(net).items():
+    for k, v in host_weights(net).items():
         np.testing.assert_array_equal(xpnet.to_numpy(moved.state_dict()[k]), v.astype("float64"))
 
 

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import XOR_T, XOR_X, blobs, host_weights
 
 import xpnet
 from xpnet.backend import count_nonfinite
 
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float64)
-
-
-def _blobs(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    X = rng.normal(size=(n, 4)) * 0.5 + np.eye(3, 4)[labels] * 2.0
-    return X, labels
-
-
-def _weights(net):
-    return {k: xpnet.to_numpy(v) for k, v in net.state_dict().items()}
-
 
 def test_five_epochs_agree_across_backends_to_the_dtypes_tolerance(backend, dtype):
-    X, labels = _blobs()
+    X, labels = blobs()
     T = np.eye(3)[labels]
     kwargs = dict(optimizer=None, epochs=5, batch_size=16, seed=7, validation=(X, T))
 
@@ -36,8 +23,8 @@ def test_five_epochs_agree_across_backends_to_the_dtypes_tolerance(backend, dtyp
     ref_net, ref_hist = train("numpy")
     net, hist = train(backend)
     tol = 1000 * np.finfo(dtype).eps
-    for k, v in _weights(ref_net).items():
-        np.testing.assert_allclose(_weights(net)[k], v, rtol=tol, atol=tol)
+    for k, v in host_weights(ref_net).items():
+        np.testing.assert_allclose(host_weights(net)[k], v, rtol=tol, atol=tol)
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         np.testing.assert_allclose(hist[key], ref_hist[key], rtol=tol, atol=tol)
     assert ref_hist["loss"][-1] < ref_hist["loss"][0]
@@ -55,7 +42,7 @@ def test_xor_is_learned(backend, dtype):
 
 
 def test_history_records_every_epoch():
-    X, labels = _blobs()
+    X, labels = blobs()
     net = xpnet.MLP([4, 6, 3], output="identity")
     calls = []
     hist = xpnet.fit(
@@ -92,12 +79,12 @@ def test_a_callback_returning_true_stops_training():
 
 
 def test_shuffling_follows_the_seed():
-    X, labels = _blobs()
+    X, labels = blobs()
 
     def run(seed):
         net = xpnet.MLP([4, 5, 3], seed=0)
         xpnet.fit(net, X, labels, epochs=2, batch_size=8, seed=seed)
-        return _weights(net)["W1"]
+        return host_weights(net)["W1"]
 
     np.testing.assert_array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
