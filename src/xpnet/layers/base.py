@@ -152,8 +152,8 @@ class Layer:
     @property
     def params(self) -> dict[str, Array]:
         """{key: the live parameter array} (set them with `set_parameter`)."""
-        if not self.parameter_shapes():
-            return {}
+        if not self.parameter_names and not self.parameter_shapes():  # a placed layer with
+            return {}  # parameters skips the declaration (LayerNorm reads these every step)
         params = self._buffer().params
         return {key: params[name] for key, name in self.parameter_names.items()}
 
