@@ -9,6 +9,9 @@
 #   mkdir -p .whl .gpu && cp ../shared/wheels/*.whl .whl/
 #   xpnet train --backend numpy --out .gpu/cpu-run --quiet        # a checkpoint made on a CPU
 #   git archive BASE src | tar -x -C .gpu/before                   # optional: code to compare
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --platform manylinux_2_28_x86_64 -d .whl/nvmath nvmath-python 'cuda-bindings>=13,<14' \
+#     cuda-core cuda-pathfinder                                    # CuPy's capture route (issue 23)
 # then, with .whl and .gpu carried along:  bash benchmarks/gpu_check.sh
 # Everything lands under $OUT (at most 8 files come back: logs and one results.tar.gz).
 set -u
@@ -61,6 +64,19 @@ stamp e2e # xpnet.fit against the PyTorch CUDA loop; the older code too where gi
 
 stamp compiled # JAX's compiled epochs on the GPU against its op-by-op path (and NumPy's)
 timeout 90 python3 benchmarks/fit_jax.py --epochs 4 --out $W/fit-jax 2>&1 | tee "$OUT/fit-jax.log"
+
+stamp cupy-capture # issue 23's CuPy route: the MNIST step captured with its products through
+# nvmath-python (cuBLASLt) or cuTENSOR, against CuPy's eager step; nvmath in its own site
+{
+  if ls .whl/nvmath/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site-nvmath \
+      .whl/nvmath/*.whl
+  fi
+  for batch in 128 1024; do
+    PYTHONPATH=/tmp/site:/tmp/site-nvmath timeout 60 python3 benchmarks/cupy_capture.py \
+      --batch $batch
+  done
+} 2>&1 | tee "$OUT/cupy-capture.log"
 
 stamp bench # the step runner: against the classic step, PyTorch and the hardware floors
 timeout 130 python3 benchmarks/run.py --backends cupy,torch --out $W/bench 2>&1 |
