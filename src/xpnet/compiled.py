@@ -48,14 +48,15 @@ def _traceable(layers: list[Layer]) -> bool:
 
 
 def _stacked(numbers: list[Any], like: Array) -> Any:
-    """Per-step numbers (floats, or tuples of them) as arrays with a leading step axis, in
-    like's dtype on its device, rounded once as an eager step rounds a Python float."""
-    first = numbers[0]
-    if isinstance(first, tuple):
-        fields = [_stacked([n[i] for n in numbers], like) for i in range(len(first))]
-        return type(first)._make(fields) if hasattr(first, "_make") else tuple(fields)
-    xp = array_namespace(like)
-    return xp.asarray(np.asarray(numbers, dtype=np.float64), dtype=like.dtype, device=device(like))
+    """Per-step numbers (trees of floats: `ops.generic.tree_map`'s) as one tree of arrays with
+    a leading step axis, in like's dtype on its device, rounded once as an eager step rounds a
+    Python float."""
+    xp, where = array_namespace(like), device(like)
+
+    def column(*values: float) -> Array:
+        return xp.asarray(np.asarray(values, dtype=np.float64), dtype=like.dtype, device=where)
+
+    return ops.generic.tree_map(column, *numbers)
 
 
 class CompiledEpochs:
