@@ -15,6 +15,7 @@ from helpers import run
 import xpnet
 from xpnet import loss_scaling
 from xpnet.cli.historylog import read_history
+from xpnet.compiled import compiled_epochs
 from xpnet.data import load_digits, train_test_split
 from xpnet.loss_scaling import LossScaler
 from xpnet.train import step
@@ -103,14 +104,125 @@ def test_a_forced_overflow_skips_exactly_that_step_and_halves_the_scale() -> Non
         np.testing.assert_array_equal(v, params[k])
     for k, v in opt.state.items():
         np.testing.assert_array_equal(xpnet.to_numpy(v), state[k])
+    assert opt.t == 1  # the skipped step is not counted: Adam's bias corrections stay at t = 1
     net.loss_scaler.scale = net.loss_scaler.scale * 2.0**-30  # back to 2^9: a clean step
     step(net, X, T, loss, opt)
+    assert opt.t == 2
     assert net.loss_scaler.state_dict() == {
         "loss_scale": 2.0**9,
         "clean_steps": 1,
         "skipped_steps": 1,
     }
     assert np.abs(_host(net)["W1"] - params["W1"]).max() > 1e-4
+
+
+def _regression(n: int = 64, poisoned: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X, T for an MSE regression; T[poisoned] is 1e6, whose loss gradient times the scale
+    overflows float16 in backward (the forward and the float32 loss stay finite)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    T = (0.1 * rng.normal(size=(n, 1))).astype(np.float32)
+    if poisoned is not None:
+        T[poisoned] = 1e6
+    return X, T
+
+
+def _fp16_regressor(backend: str = "torch", scale: float = 2.0**10) -> Any:
+    net = xpnet.MLP([8, 16, 1], hidden="tanh", output="identity", backend=backend, seed=1)
+    net.set_precision("16-mixed")
+    net.loss_scaler = LossScaler(net.parameter_buffer.flat_parameters(), scale=scale)
+    return net
+
+
+def test_a_skipped_step_keeps_adams_step_count_and_the_next_step_is_the_unskipped_runs() -> None:
+    """As torch's GradScaler with Adam: the overflowing step changes neither the parameters,
+    nor m and v, nor t; the clean step after it is the one a run without that batch takes."""
+    X, T = (torch.asarray(a) for a in _regression(poisoned=16))
+    batches = [(X[i : i + 16], T[i : i + 16]) for i in range(0, 48, 16)]  # [1] is poisoned
+    loss = xpnet.MSELoss()
+    skipping, opt = _fp16_regressor(), xpnet.Adam(1e-2)
+    step(skipping, *batches[0], loss, opt)
+    before = (_host(skipping), {k: xpnet.to_numpy(v).copy() for k, v in opt.state.items()})
+    step(skipping, *batches[1], loss, opt)
+    assert skipping.loss_scaler is not None
+    assert skipping.loss_scaler.state_dict()["skipped_steps"] == 1
+    assert opt.t == 1
+    for k, v in _host(skipping).items():
+        np.testing.assert_array_equal(v, before[0][k], err_msg=k)
+    for k, v in opt.state.items():
+        np.testing.assert_array_equal(xpnet.to_numpy(v), before[1][k], err_msg=k)
+    step(skipping, *batches[2], loss, opt)
+    clean, clean_opt = _fp16_regressor(), xpnet.Adam(1e-2)
+    step(clean, *batches[0], loss, clean_opt)
+    assert clean.loss_scaler is not None
+    clean.loss_scaler.scale = clean.loss_scaler.scale * 0.5  # as the skip halved it
+    step(clean, *batches[2], loss, clean_opt)
+    assert opt.t == clean_opt.t == 2
+    for k, v in _host(clean).items():
+        np.testing.assert_array_equal(_host(skipping)[k], v, err_msg=k)
+    for k, v in clean_opt.state.items():
+        np.testing.assert_array_equal(xpnet.to_numpy(opt.state[k]), xpnet.to_numpy(v), err_msg=k)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_compiled_epochs_skip_an_overflowing_step_as_the_eager_step_does(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JAX's jitted epoch, and torch's graphed epoch run uncaptured on the CPU, decide the
+    skip on the device: the step count, the scale, the skipped steps and the weights are the
+    op-by-op run's, with an overflow inside each epoch."""
+    pytest.importorskip(backend)
+    if backend == "torch":
+        from xpnet.ops.torch import GraphedEpochs
+
+        fast = xpnet.ops.ops_for(xpnet.get_backend("torch").xp)
+        monkeypatch.setattr(
+            fast, "compile_epoch", lambda step, score, like: GraphedEpochs(step, score, False)
+        )
+    X, T = _regression(poisoned=20)  # in the second of four batches
+    runs = []
+    for compiled in (False, True):
+        net, opt = _fp16_regressor(backend), xpnet.Adam(1e-2)
+        if compiled:  # fit really takes the compiled path
+            assert compiled_epochs(net, xpnet.MSELoss(), opt, False) is not None
+        hist = xpnet.fit(
+            net,
+            X,
+            T,
+            loss="mse",
+            optimizer=opt,
+            epochs=2,
+            batch_size=16,
+            shuffle=False,
+            compiled=compiled,
+        )
+        assert opt.t == 6  # 8 steps, 2 skipped
+        assert hist["skipped_steps"] == [1, 2]
+        assert hist["loss_scale"] == [2.0**9, 2.0**8]
+        runs.append((_host(net), opt))
+    (eager, opt_e), (fast_run, opt_c) = runs
+    for k, v in eager.items():
+        np.testing.assert_allclose(fast_run[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    for k, v in opt_e.state.items():
+        np.testing.assert_allclose(
+            xpnet.to_numpy(opt_c.state[k]), xpnet.to_numpy(v), rtol=1e-4, atol=1e-7, err_msg=k
+        )
+
+
+def test_a_resumed_run_keeps_the_step_count_across_a_skipped_step(tmp_path: Path) -> None:
+    X, T = _regression(poisoned=20)
+    options: dict[str, Any] = {"loss": "mse", "batch_size": 16, "shuffle": False}
+    whole, opt = _fp16_regressor(), xpnet.Adam(1e-2)
+    xpnet.fit(whole, X, T, optimizer=opt, epochs=2, **options)
+    first, opt = _fp16_regressor(), xpnet.Adam(1e-2)
+    hist = xpnet.fit(first, X, T, optimizer=opt, epochs=1, **options)
+    xpnet.save(first, tmp_path, optimizer=opt, epoch=1, history=hist.records)
+    ck = xpnet.checkpoint.load_checkpoint(tmp_path, backend="torch")
+    assert ck.optimizer is not None and ck.optimizer.t == 3  # 4 steps, 1 skipped
+    xpnet.fit(ck.net, X, T, optimizer=ck.optimizer, epochs=2, initial_epoch=1, **options)
+    assert ck.optimizer.t == 6
+    for k, v in _host(ck.net).items():
+        np.testing.assert_array_equal(v, _host(whole)[k], err_msg=k)
 
 
 def test_the_scale_doubles_after_the_growth_interval_of_clean_steps(

@@ -208,8 +208,9 @@ def fit(
 
     `precision` ("32", "bf16-mixed", "16-mixed"; None: the net's, "32" unless set) becomes the
     net's policy (`Sequential.set_precision`), which `predict` and `evaluate` follow too;
-    "16-mixed" runs op by op (its loss scale is not traced) and adds the records'
-    "loss_scale" and "skipped_steps"."""
+    "16-mixed" scales the loss dynamically and skips a step whose gradients overflow (the
+    parameters, the optimizer's state and its step count stay as they were; compiled epochs
+    decide that on the device) and adds the records' "loss_scale" and "skipped_steps"."""
     loss = _named(loss, LOSSES, Loss, "loss") if loss is not None else SSELoss()
     optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer") or SGD(lr=0.5)
     if validation is not None and (
@@ -259,7 +260,7 @@ def fit(
     batches = batch_bounds(n, batch_size)
     runner = (
         None
-        if not compiled or group is not None or net.loss_scaler is not None
+        if not compiled or group is not None
         else compiled_epochs(net, loss, optimizer, classify)
     )
     bar = tqdm(

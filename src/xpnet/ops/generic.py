@@ -51,6 +51,7 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_inplace",
+    "tree_map",
     "uniform_source",
 ]
 
@@ -444,6 +445,17 @@ def adam_update(
     m = s.beta1 * m + s.one_minus_beta1 * g
     v = s.beta2 * v + s.one_minus_beta2 * (g * g)
     return p - s.step * m / (xp.sqrt(v) * s.inv_correction2 + s.eps), m, v
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *others: Any) -> Any:
+    """`tree` (a leaf, or tuples and NamedTuples of trees: an optimizer's per-step numbers,
+    such as AdamScalars) with each leaf replaced by fn(leaf, the leaves in its place in
+    `others`, trees of the same shape): the one walk of those numbers, to stack them for an
+    epoch, pick one step's and give them fixed tensors for a CUDA graph."""
+    if isinstance(tree, tuple):
+        items = [tree_map(fn, *parts) for parts in zip(tree, *others, strict=True)]
+        return type(tree)._make(items) if hasattr(tree, "_make") else tuple(items)
+    return fn(tree, *others)
 
 
 # -- normalization --------------------------------------------------------------------------

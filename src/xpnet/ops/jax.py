@@ -205,24 +205,24 @@ def compile_epoch(
     like: Array,
 ) -> Callable[..., tuple[Array, dict[str, Array], Array, Array]]:
     """An epoch of training steps as one XLA computation: `run(P, state, X, T, numbers,
-    batch=b)` runs `step(P, state, Xb, Tb, numbers_i) -> (P, state, loss, Y)` over the
-    len(X) // b full batches of X, T in order (a `lax.scan`; `numbers` holds each step's
-    optimizer numbers along a leading axis) and returns the new P and optimizer state, the
-    summed loss (each batch's times its rows) and, with `score(Y, T)`, the summed correct
-    count. Traced once per batch size, step count and dtype; the numbers are traced, so a
-    changing learning rate never recompiles. The parameters and state are donated on
-    accelerators (XLA updates them in place there; the CPU backend cannot); `like`, the
-    parameters, is the torch overlay's question (which device) and needs no answer here."""
+    batch=b)` runs `step(P, state, Xb, Tb, numbers) -> (P, state, loss, Y)` over the
+    len(X) // b full batches of X, T in order (a `lax.scan`; `numbers`, the epoch's optimizer
+    numbers along a leading axis, reaches every step whole, and the step picks its row) and
+    returns the new P and state, the summed loss (each batch's times its rows) and, with
+    `score(Y, T)`, the summed correct count. Traced once per batch size, step count and dtype;
+    the numbers are traced, so a changing learning rate never recompiles. The parameters and
+    state are donated on accelerators (XLA updates them in place there; the CPU backend
+    cannot); `like`, the parameters, is the torch overlay's question (which device) and needs
+    no answer here."""
 
     def epoch(
         P: Array, state: dict[str, Array], X: Array, T: Array, numbers: Any, batch: int
     ) -> tuple[Array, dict[str, Array], Array, Array]:
-        def body(carry: Any, inputs: Any) -> tuple[Any, None]:
+        def body(carry: Any, i: Array) -> tuple[Any, None]:
             P, state, total, correct = carry
-            i, numbers_i = inputs
             Xb = jax.lax.dynamic_slice_in_dim(X, i * batch, batch)
             Tb = jax.lax.dynamic_slice_in_dim(T, i * batch, batch)
-            P, state, value, Y = step(P, state, Xb, Tb, numbers_i)
+            P, state, value, Y = step(P, state, Xb, Tb, numbers)
             total = total + value * batch
             if score is not None:
                 correct = correct + score(Y, Tb)
@@ -231,7 +231,7 @@ def compile_epoch(
         counts = jnp.zeros((), dtype=jax.dtypes.canonicalize_dtype(jnp.int64))
         start = (P, state, jnp.zeros((), dtype=P.dtype), counts)
         steps = jnp.arange(X.shape[0] // batch)
-        (P, state, total, correct), _ = jax.lax.scan(body, start, (steps, numbers))
+        (P, state, total, correct), _ = jax.lax.scan(body, start, steps)
         return P, state, total, correct
 
     donate = (0, 1) if jax.default_backend() != "cpu" else ()

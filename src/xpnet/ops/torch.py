@@ -290,14 +290,14 @@ def uniform_source(
 class GraphedEpochs:
     """An epoch's full batches with each training step replayed from one CUDA graph: what
     `compile_epoch` gives for CUDA tensors. Called as `run(P, state, X, T, numbers, batch)`
-    (JAX's `compile_epoch` signature), it copies each batch and that step's optimizer numbers
-    (one row of `numbers`, precomputed on the host for the epoch) into fixed tensors and
-    replays the graph, which runs `step(P, state, Xb, Tb, numbers_i)` in place and adds the
-    batch's loss and correct count to totals on the device: four launches a step, no host
-    read. The first `WARMUP` steps run eagerly on a side stream (CUDA's libraries make their
-    workspaces there), the next is recorded; a new batch size or new parameter or state tensors
-    record anew. With `capture=False` every step runs eagerly on the same fixed tensors, the
-    path the CPU tests check."""
+    (JAX's `compile_epoch` signature), it copies the epoch's optimizer numbers (precomputed on
+    the host, along a leading axis; the step picks its row on the device) into fixed tensors
+    once, then each batch in turn, and replays the graph, which runs `step(P, state, Xb, Tb,
+    numbers)` in place and adds the batch's loss and correct count to totals on the device:
+    three launches a step, no host read. The first `WARMUP` steps run eagerly on a side stream
+    (CUDA's libraries make their workspaces there), the next is recorded; a new batch size,
+    step count or new parameter or state tensors record anew. With `capture=False` every step
+    runs eagerly on the same fixed tensors, the path the CPU tests check."""
 
     WARMUP = 3
 
@@ -314,18 +314,17 @@ class GraphedEpochs:
     def __call__(
         self, P: Array, state: dict[str, Array], X: Array, T: Array, numbers: Any, batch: int
     ) -> tuple[Array, dict[str, Array], Array, Array]:
-        leaves = _number_leaves(numbers)
-        rows = torch.stack(leaves, dim=1)  # (steps, numbers per step)
-        key = (batch, X.shape[1:], T.shape[1:], X.dtype, rows.shape[1], P.data_ptr())
+        shapes = generic.tree_map(lambda a: a.shape, numbers)
+        key = (batch, X.shape[1:], T.shape[1:], X.dtype, shapes, P.data_ptr())
         key += tuple((name, a.data_ptr()) for name, a in sorted(state.items()))
         if key != self._key:
             self._prepare(key, P, X, T, numbers, batch)
+        generic.tree_map(torch.Tensor.copy_, self._numbers, numbers)
         self._total.zero_()
         self._correct.zero_()
         for i in range(X.shape[0] // batch):
             self._X.copy_(X[i * batch : (i + 1) * batch])
             self._T.copy_(T[i * batch : (i + 1) * batch])
-            self._row.copy_(rows[i])
             if self._graph is not None:
                 self._graph.replay()
             elif self._capture and self._eager >= self.WARMUP:
@@ -341,8 +340,7 @@ class GraphedEpochs:
         self._key, self._graph, self._eager = key, None, 0
         self._X = torch.empty((batch, *X.shape[1:]), dtype=X.dtype, device=X.device)
         self._T = torch.empty((batch, *T.shape[1:]), dtype=T.dtype, device=T.device)
-        self._row = torch.empty(len(_number_leaves(numbers)), dtype=P.dtype, device=P.device)
-        self._numbers = _number_views(numbers, iter(self._row))
+        self._numbers = generic.tree_map(torch.empty_like, numbers)
         self._total = torch.zeros((), dtype=P.dtype, device=P.device)
         self._correct = torch.zeros((), dtype=torch.int64, device=P.device)
         self._batch = batch
@@ -374,21 +372,6 @@ class GraphedEpochs:
             self._body(P, state)
         self._graph = graph
         graph.replay()
-
-
-def _number_leaves(numbers: Any) -> list[Array]:
-    """The arrays of a per-step numbers tree (an array, or tuples of them), in order."""
-    if isinstance(numbers, tuple):
-        return [leaf for item in numbers for leaf in _number_leaves(item)]
-    return [numbers]
-
-
-def _number_views(numbers: Any, row: Any) -> Any:
-    """The numbers tree rebuilt with 0-d views of one row tensor in place of its arrays."""
-    if isinstance(numbers, tuple):
-        items = [_number_views(item, row) for item in numbers]
-        return type(numbers)._make(items) if hasattr(numbers, "_make") else tuple(items)
-    return next(row)
 
 
 def compile_epoch(
