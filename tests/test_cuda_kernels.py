@@ -4,10 +4,15 @@ included; and compiled for the GPU by nvcc where it is installed. No GPU or CuPy
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 from cuda_harness import GCC, NVCC, ptx_errors, run_elementwise, run_reduction, run_rows
 
+import xpnet
+from xpnet import ops
 from xpnet.ops import cuda_code as code
 from xpnet.ops import generic
 
@@ -262,3 +267,42 @@ def test_backward_bias_kernel_is_the_backward_and_its_column_sums(dtype, name, m
 @pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is not installed here")
 def test_every_kernel_compiles_for_the_gpu(dtype):
     assert ptx_errors(dtype) == ""
+
+
+def test_a_planned_dropout_block_runs_the_fused_kernels_with_the_layers_numbers(monkeypatch):
+    """Linear -> ReLU -> Dropout in a net, with NumPy's ops given the block's kernels (run by
+    the harness) as CuPy gives them: the layers call them, and outputs and gradients are
+    those of the unfused layers."""
+
+    def net():
+        layers = [xpnet.Linear(5, 8), xpnet.ReLU(), xpnet.Dropout(0.4), xpnet.Linear(8, 3)]
+        return xpnet.Sequential(layers, backend="numpy", dtype="float64", seed=2)
+
+    X, G = _normal(np.float64, 6, 5, seed=7), _normal(np.float64, 6, 3, seed=8)
+    plain = net()
+    want_Y, want_dX = plain.forward(X), plain.backward(G)
+    calls = []
+
+    def bias_relu_dropout_inplace(y, b, u, p, xp):
+        calls.append("forward")
+        kernel = code.bias_activation_dropout("relu")
+        got = run_elementwise(kernel, y.dtype, b=b, u=u, p=p, scale=1.0 / (1.0 - p), y=y)
+        return got["y"], got["out"], got["mask"]
+
+    def relu_dropout_backward(y, mask, grad, xp):
+        calls.append("backward")
+        kernel = code.dropout_backward("relu")
+        return run_elementwise(kernel, y.dtype, y=y, mask=mask, grad=grad)["out"]
+
+    xp = array_namespace(X)
+    overlay = dict(vars(ops.ops_for(xp)))
+    overlay.update(bias_relu_dropout_inplace=bias_relu_dropout_inplace)
+    overlay.update(relu_dropout_backward=relu_dropout_backward)
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**overlay))
+    fused = net()
+    Y, dX = fused.forward(X), fused.backward(G)
+    assert calls == ["forward", "backward"]
+    np.testing.assert_array_equal(Y, want_Y)
+    np.testing.assert_array_equal(dX, want_dX)
+    for name, g in plain.grads.items():
+        np.testing.assert_array_equal(fused.grads[name], g)
