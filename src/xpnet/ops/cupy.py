@@ -3,9 +3,10 @@
 Each elementwise step is one kernel (`cupy.ElementwiseKernel`): the sigmoid in the split form
 of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, a layer's bias add
 and activation in one pass over its product (`bias_<activation>_inplace`), the SSE loss value
-as one reduction, and the SGD, momentum and Adam updates in place; dropout (alone, and after a bias add and activation, whose backward
-it then takes in one pass too), LayerNorm forward and backward, and softmax cross-entropy's
-value and gradient as row kernels (a warp per row); erf and erfc (and GELU
+as one reduction, and the SGD, momentum and Adam updates in place; dropout (alone, and after a
+bias add and activation, whose backward it then takes in one pass too); LayerNorm forward and
+backward and softmax cross-entropy's value and gradient as row kernels (a warp per row); an
+activation's backward with its bias gradient (column sums) in one kernel; erf and erfc (and GELU
 through erfc) are `cupyx.scipy.special`'s. Nothing here synchronises with the host. Each
 returns what its generic twin returns, to rounding (tested against it where a GPU is present);
 an `_inplace` op may overwrite its input, which its caller promises not to read again.
