@@ -175,9 +175,10 @@ def _bias_activation_dropout(
     """(activation(y + b) written into y, then out and mask of dropout(that, u, p)) in one
     kernel: a Linear -> activation -> Dropout block after its product."""
     if _float(y) and _same(y, u) and _float(b) and b.dtype == y.dtype:
-        out, mask = _BIAS_ACTIVATION_DROPOUT[name](
-            b, u, _scalar(y, p), _scalar(y, 1.0 / (1.0 - p)), y
-        )
+        # CuPy takes all of a kernel's outputs or none: y is written in place, so all
+        out, mask = cupy.empty_like(y), cupy.empty_like(y)
+        scale = _scalar(y, 1.0 / (1.0 - p))
+        _BIAS_ACTIVATION_DROPOUT[name](b, u, _scalar(y, p), scale, y, out, mask)
         return y, out, mask
     y = _bias_activation(y, b, name, xp)
     return (y, *generic.dropout(y, u, p, xp))
