@@ -81,6 +81,8 @@ stamp cupy-capture # issue 23's CuPy route: the MNIST step captured with its pro
 stamp bench # the step runner: against the classic step, PyTorch and the hardware floors
 timeout 130 python3 benchmarks/run.py --backends cupy,torch --out $W/bench 2>&1 |
   tee "$OUT/bench.log" | tail -n 60
+stamp kernels # issues 22/23: the fused CuPy kernels against generic and torch; launches per step
+timeout 60 python3 benchmarks/layer_kernels.py 2>&1 | tee "$OUT/layer-kernels.log"
 stamp precision # issue 24: the large step in bf16-mixed/16-mixed against float32, TF32,
 # torch.autocast and the floors; then the same training in each policy (test accuracy and
 # seconds in each run's metrics.json; --data mnist where its files are cached on the machine)

@@ -62,6 +62,9 @@ def test_every_fast_function_overrides_a_generic_one(fast, xp):
     }
     acts = ("sigmoid", "tanh", "relu", "identity")
     extras = {f"{act}_inplace" for act in acts} | {f"bias_{act}_inplace" for act in acts}
+    extras |= {f"bias_{act}_dropout_inplace" for act in acts}  # Linear -> act -> Dropout
+    extras |= {f"{act}_dropout_backward" for act in acts}
+    extras |= {f"{act}_backward_bias_grad" for act in acts}
     extras |= {"linear_backward_into", "capture"}  # the flat gradient path; CUDA graphs
     extras |= {"compile_epoch", "GraphedEpochs"}  # compiled epochs (compiled.py)
     assert own - extras <= set(vars(generic)), sorted(own - extras - set(vars(generic)))

@@ -261,7 +261,8 @@ class BCELoss(Loss):
 
 class SoftmaxCrossEntropyLoss(Loss):
     """Mean over the batch of -sum(T * log_softmax(Z)); Z are logits (an "identity" output),
-    T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch. A single output is
+    T one-hot (or probabilities). dL/dZ = (softmax(Z) - T) / batch, computed with the value
+    (ops.softmax_cross_entropy) and returned by the first backward after it. A single output is
     refused (its softmax is 1 whatever the net does: loss 0, nothing learnt), and so are
     targets whose rows do not sum to 1 (checked once per dataset in `fit` and `evaluate`)."""
 
@@ -288,8 +289,17 @@ class SoftmaxCrossEntropyLoss(Loss):
                 "BCELoss for independent 0/1 targets"
             )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._grad: Array = None
+
     def _value(self, Y, T, xp):
-        return xp.sum(self._elements(Y, T, xp)) * (1.0 / Y.shape[0])
+        value, self._grad = self._ops.softmax_cross_entropy(Y, T, xp)  # CuPy: one row kernel
+        return value
+
+    def _gradient(self, Y, T, xp):
+        G, self._grad = self._grad, None
+        return self._derivative(Y, T, xp, Y.shape[0]) if G is None else G
 
     def _elements(self, Y, T, xp):
         return -(T * ops.generic.log_softmax(Y, xp))

@@ -13,6 +13,7 @@ from array_api_compat import array_namespace
 
 from .. import ops
 from .base import Layer
+from .dropout import Dropout
 from .linear import Linear
 
 __all__ = [
@@ -53,6 +54,8 @@ class Activation(Layer):
         self._forward: Any = None
         self._forward_inplace: Any = None
         self._bias_inplace: Any = None
+        self._bias_dropout: Any = None
+        self._dropout_backward: Any = None
         self._backward: Any = None
 
     def _bind(self, x: Array) -> None:
@@ -63,9 +66,14 @@ class Activation(Layer):
         self._backward = self._op(fns, self.name + "_backward")
         if self.backward_from_input:  # x must outlive the forward: nothing is overwritten
             self._forward_inplace, self._bias_inplace = self._forward, None
+            self._bias_dropout = self._dropout_backward = None
         else:
             self._forward_inplace = self._op(fns, self.name + "_inplace")
             self._bias_inplace = self._op(fns, f"bias_{self.name}_inplace", required=False)
+            name = f"bias_{self.name}_dropout_inplace"
+            self._bias_dropout = self._op(fns, name, required=False)
+            name = f"{self.name}_dropout_backward"
+            self._dropout_backward = self._op(fns, name, required=False)
         self._array_type = type(x)
 
     def _op(self, fns: ops.Ops, name: str, required: bool = True) -> Callable[..., Array] | None:
@@ -100,6 +108,30 @@ class Activation(Layer):
             return y
         self._saved = y = fused(linear.forward(x, add_bias=False), b, self._xp)
         return y
+
+    def forward_linear_dropout(self, linear: Linear, x: Array, dropout: Dropout) -> Array:
+        """dropout.forward(self.forward_linear(linear, x)): where the ops fuse the bias add,
+        this activation and the dropout mask after the product
+        (`bias_<name>_dropout_inplace`), they are one pass over it; the activation's output
+        and the mask are kept as the two layers keep them."""
+        if type(x) is not self._array_type:
+            self._bind(x)
+        fused = self._bias_dropout
+        b = None if fused is None or not dropout.active else linear.compute_b
+        if b is None:
+            return dropout.forward(self.forward_linear(linear, x))
+        h = linear.forward(x, add_bias=False)
+        self._saved, out, dropout.mask = fused(h, b, dropout.uniform(h), dropout.p, self._xp)
+        return out
+
+    def backward_dropout(self, grad: Array, dropout: Dropout) -> Array:
+        """self.backward(dropout.backward(grad)), in one pass where the ops fuse the two
+        (`<name>_dropout_backward`)."""
+        if dropout.mask is None or self._dropout_backward is None:
+            return self.backward(dropout.backward(grad))
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._dropout_backward(self._saved, dropout.mask, grad, self._xp)
 
     def backward(self, grad: Array) -> Array:
         """dL/dx from dL/dy and the cached output y (or input x)."""

@@ -54,14 +54,14 @@ class _Normalization(Layer):
         params = self.params
         return x_hat * params["gamma"] + params["beta"]
 
-    def _affine_backward(self, grad: Array) -> Array:
-        """Set dL/dgamma and dL/dbeta; return dL/dx_hat."""
+    def _parameter_grads(self, grad: Array) -> Any:
+        """Set dL/dgamma and dL/dbeta (column sums); return grad's namespace."""
         if self._x_hat is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         xp = array_namespace(grad)
         self.set_grad("gamma", xp.sum(grad * self._x_hat, axis=0))
         self.set_grad("beta", xp.sum(grad, axis=0))
-        return grad * self.params["gamma"]
+        return xp
 
 
 class LayerNorm(_Normalization, name="layer_norm"):
@@ -74,15 +74,19 @@ class LayerNorm(_Normalization, name="layer_norm"):
         return {"n": self.n, "eps": self.eps}
 
     def forward(self, x: Array) -> Array:
+        """ops.layer_norm (CuPy: one row kernel), keeping x_hat and inv_std for backward."""
         xp, x = self._input(x)
-        fns = ops.ops_for(xp)
-        mean, var = fns.moments(x, 1, xp)
-        return self._affine(*fns.normalize(x, mean, var, self.eps, xp))
+        params = self.params
+        y, self._x_hat, self._inv_std = ops.ops_for(xp).layer_norm(
+            x, params["gamma"], params["beta"], self.eps, xp
+        )
+        return y
 
     def backward(self, grad: Array) -> Array:
-        g = self._affine_backward(grad)
-        xp = array_namespace(grad)
-        return ops.ops_for(xp).normalize_backward(g, self._x_hat, self._inv_std, 1, xp)
+        """The parameters' gradients as column sums, dL/dx by ops.layer_norm_backward."""
+        xp = self._parameter_grads(grad)
+        gamma = self.params["gamma"]
+        return ops.ops_for(xp).layer_norm_backward(grad, self._x_hat, self._inv_std, gamma, xp)
 
 
 class BatchNorm(_Normalization, name="batch_norm"):
@@ -132,8 +136,8 @@ class BatchNorm(_Normalization, name="batch_norm"):
         return self._affine(*fns.normalize(x, mean, var, self.eps, xp))
 
     def backward(self, grad: Array) -> Array:
-        g = self._affine_backward(grad)
+        xp = self._parameter_grads(grad)
+        g = grad * self.params["gamma"]
         if not self.training:  # the running statistics do not depend on x
             return g * self._inv_std
-        xp = array_namespace(grad)
         return ops.ops_for(xp).normalize_backward(g, self._x_hat, self._inv_std, 0, xp)

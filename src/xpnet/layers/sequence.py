@@ -11,6 +11,7 @@ from typing import Any
 
 from .activations import Activation, Identity
 from .base import Layer
+from .dropout import Dropout
 from .linear import Linear
 
 __all__ = [
@@ -123,12 +124,20 @@ def choose_inits(layers: Sequence[Layer]) -> None:
 def forward_plan(layers: Sequence[Layer]) -> Plan:
     """The forward plan, decided once: (activation, linear) where an activation follows a
     Linear (computed in place into the Linear's fresh output, its bias add fused in where the
-    ops can), (layer, None) for every other layer."""
+    ops can); (dropout, linear) where a Dropout follows those two (the block Linear ->
+    activation -> Dropout, `dropout.activation` set to its activation; see Dropout);
+    (layer, None) for every other layer."""
     plan: Plan = []
     i = 0
     while i < len(layers):
         layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        third = layers[i + 2] if i + 2 < len(layers) else None
         if isinstance(layer, Linear) and isinstance(after, Activation):
+            if isinstance(third, Dropout) and not after.backward_from_input:
+                third.activation = after
+                plan.append((third, layer))
+                i += 3
+                continue
             plan.append((after, layer))
             i += 2
         else:
@@ -145,7 +154,15 @@ def forward_through(plan: Plan, x: Array) -> Array:
 
 
 def backward_through(layers: Sequence[Layer], grad: Array) -> Array:
-    """dL/d(output) through the layers in reverse: dL/d(input)."""
-    for layer in reversed(layers):
-        grad = layer.backward(grad)
+    """dL/d(output) through the layers in reverse: dL/d(input). A Dropout planned with the
+    activation before it takes that activation's backward too (one pass where the ops can)."""
+    i = len(layers) - 1
+    while i >= 0:
+        layer = layers[i]
+        if isinstance(layer, Dropout) and i and layer.activation is layers[i - 1]:
+            grad = layer.activation.backward_dropout(grad, layer)
+            i -= 2
+        else:
+            grad = layer.backward(grad)
+            i -= 1
     return grad

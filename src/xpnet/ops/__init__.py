@@ -10,7 +10,13 @@ slope) follow as keyword arguments. One whose backward reads y also has an
 `<name>_inplace(x, xp)` that may overwrite x (generic's returns a new array), and a fast module
 may offer `bias_<name>_inplace(y, b, xp)`: a layer's bias add and activation in one pass over
 its product y (CuPy: one kernel); where it is absent, the layers add the bias and call
-`<name>_inplace`."""
+`<name>_inplace`. For the block Linear -> activation -> Dropout a fast module may offer
+`bias_<name>_dropout_inplace(y, b, u, p, xp)` -> (activation output, dropped output, mask) and
+`<name>_dropout_backward(y, mask, grad, xp)` (<name>_backward of grad * mask), and
+`<name>_backward_bias_grad(y, grad, mask, db, xp)` (that backward with its column sums written
+into db); the layers look these up with getattr and otherwise take generic's steps, with the
+same numbers. `layer_norm`, `softmax_cross_entropy` and `dropout` are generic functions that
+CuPy runs as one kernel each (the CUDA source: ops/cuda_code.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ Array = Any
 class Ops(Protocol):
     """What `ops_for` gives: generic's functions, each with generic's signature (mypy checks
     that `generic` satisfies this; see there for what each computes). Fast paths may add
-    `bias_<name>_inplace(y, b, xp)`: look those up with getattr."""
+    `bias_<name>_inplace`, `bias_<name>_dropout_inplace`, `<name>_dropout_backward` and
+    `<name>_backward_bias_grad` (the module docstring): look those up with getattr."""
 
     def sigmoid(self, x: Array, xp: ModuleType) -> Array: ...
     def sigmoid_inplace(self, x: Array, xp: ModuleType) -> Array: ...
@@ -90,6 +97,14 @@ class Ops(Protocol):
     def normalize_backward(
         self, grad: Array, x_hat: Array, inv_std: Array, axis: int, xp: ModuleType
     ) -> Array: ...
+    def layer_norm(
+        self, x: Array, gamma: Array, beta: Array, eps: float, xp: ModuleType
+    ) -> tuple[Array, Array, Array]: ...
+    def layer_norm_backward(
+        self, grad: Array, x_hat: Array, inv_std: Array, gamma: Array, xp: ModuleType
+    ) -> Array: ...
+    def softmax_cross_entropy(self, Z: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]: ...
+    def dropout(self, x: Array, u: Array, p: float, xp: ModuleType) -> tuple[Array, Array]: ...
     def uniform_source(
         self, entropy: Sequence[int], like: Array, xp: ModuleType
     ) -> Callable[[tuple[int, ...]], Array]: ...

@@ -1,9 +1,12 @@
-"""Fused CuPy kernels for the ops in `generic`.
+"""Fused CuPy kernels for the ops in `generic`, compiled from the CUDA text of cuda_code.py.
 
 Each elementwise step is one kernel (`cupy.ElementwiseKernel`): the sigmoid in the split form
 of `generic.sigmoid` (the same numerics), its backward `g * y * (1 - y)`, a layer's bias add
 and activation in one pass over its product (`bias_<activation>_inplace`), the SSE loss value
-as one reduction, and the SGD, momentum and Adam updates in place; erf and erfc (and GELU
+as one reduction, and the SGD, momentum and Adam updates in place; dropout (alone, and after a
+bias add and activation, whose backward it then takes in one pass too); LayerNorm forward and
+backward and softmax cross-entropy's value and gradient as row kernels (a warp per row); an
+activation's backward with its bias gradient (column sums) in one kernel; erf and erfc (and GELU
 through erfc) are `cupyx.scipy.special`'s. Nothing here synchronises with the host. Each
 returns what its generic twin returns, to rounding (tested against it where a GPU is present);
 an `_inplace` op may overwrite its input, which its caller promises not to read again.
@@ -21,74 +24,77 @@ from types import ModuleType
 from typing import Any
 
 import cupy
+import numpy
 from cupyx.scipy import special
 
+from . import cuda_code as code
 from . import generic
 from .generic import AdamScalars, seed_of
 
 __all__ = [
     "adam_update",
+    "bias_identity_dropout_inplace",
     "bias_identity_inplace",
+    "bias_relu_dropout_inplace",
     "bias_relu_inplace",
+    "bias_sigmoid_dropout_inplace",
     "bias_sigmoid_inplace",
+    "bias_tanh_dropout_inplace",
     "bias_tanh_inplace",
+    "dropout",
     "erf",
     "erfc",
     "gelu",
     "gelu_backward",
+    "identity_backward_bias_grad",
+    "identity_dropout_backward",
+    "layer_norm",
+    "layer_norm_backward",
     "linear_backward",
     "linear_backward_into",
     "momentum_update",
+    "relu_backward_bias_grad",
+    "relu_dropout_backward",
     "sgd_update",
     "sigmoid",
     "sigmoid_backward",
+    "sigmoid_backward_bias_grad",
+    "sigmoid_dropout_backward",
     "sigmoid_inplace",
+    "softmax_cross_entropy",
     "sse",
     "tanh_backward",
+    "tanh_backward_bias_grad",
+    "tanh_dropout_backward",
     "tanh_inplace",
     "uniform_source",
 ]
 
 Array = Any
 
-# each activation as CUDA code from x to y; the sigmoid in generic.sigmoid's split form, the
-# relu as generic.relu's `where(x > 0, x, 0)` (NaN to 0 alike)
-_ACTIVATION_CODE = {
-    "identity": "y = x;",
-    "relu": "y = x > T(0) ? x : T(0);",
-    "sigmoid": "T e = exp(-fabs(x)); T r = T(1) / (T(1) + e); y = x >= T(0) ? r : e * r;",
-    "tanh": "y = tanh(x);",
+_kernel = cupy.ElementwiseKernel
+_sigmoid = _kernel(*code.SIGMOID)
+_BIAS_ACTIVATION = {name: _kernel(*code.bias_activation(name)) for name in code.FUSED_ACTIVATIONS}
+_BACKWARD = {name: _kernel(*code.activation_backward(name)) for name in code.FUSED_ACTIVATIONS}
+_BIAS_ACTIVATION_DROPOUT = {
+    name: _kernel(*code.bias_activation_dropout(name)) for name in code.FUSED_ACTIVATIONS
 }
-_sigmoid = cupy.ElementwiseKernel("T x", "T y", _ACTIVATION_CODE["sigmoid"], "xpnet_sigmoid")
-# y <- activation(y + b), b broadcast along the rows: a layer's product finished in one pass
-_BIAS_ACTIVATION = {
-    name: cupy.ElementwiseKernel("T b", "T y", "T x = y + b; " + code, f"xpnet_bias_{name}")
-    for name, code in _ACTIVATION_CODE.items()
-}
-_sigmoid_backward = cupy.ElementwiseKernel(
-    "T y, T g", "T out", "out = g * y * (T(1) - y)", "xpnet_sigmoid_backward"
-)
-_tanh_backward = cupy.ElementwiseKernel(
-    "T y, T g", "T out", "out = g * (T(1) - y * y)", "xpnet_tanh_backward"
-)
-_half_sum_of_squares = cupy.ReductionKernel(
-    "T d", "T s", "d * d", "a + b", "s = T(0.5) * a", "0", "xpnet_half_sum_of_squares"
-)
-_sgd = cupy.ElementwiseKernel("T g, T lr", "T p", "p = p - lr * g", "xpnet_sgd")
-_momentum = cupy.ElementwiseKernel(
-    "T g, T lr, T mu", "T p, T v", "v = mu * v + g; p = p - lr * v", "xpnet_momentum"
-)
-# after g, the scalars in generic.AdamScalars' order
-_adam = cupy.ElementwiseKernel(
-    "T g, T step, T b1, T c1, T b2, T c2, T eps, T inv_corr2",
-    "T p, T m, T v",
-    """
-    m = b1 * m + c1 * g;
-    v = b2 * v + c2 * (g * g);
-    p = p - step * m / (sqrt(v) * inv_corr2 + eps);
-    """,
-    "xpnet_adam",
-)
+_DROPOUT_BACKWARD = {name: _kernel(*code.dropout_backward(name)) for name in code.FUSED_ACTIVATIONS}
+_dropout = _kernel(*code.dropout())
+_half_sum_of_squares = cupy.ReductionKernel(*code.HALF_SUM_OF_SQUARES)
+_sgd = _kernel(*code.SGD)
+_momentum = _kernel(*code.MOMENTUM)
+_adam = _kernel(*code.ADAM)
+_ROW_MODULES: dict[str, Any] = {}  # C type -> cupy.RawModule of code.row_source, compiled once
+
+
+def _row_kernel(name: str, dtype: Any) -> Any:
+    """The row kernel `name` of code.row_source for arrays of dtype (float32 or float64)."""
+    ctype = "float" if dtype == cupy.float32 else "double"
+    module = _ROW_MODULES.get(ctype)
+    if module is None:
+        module = _ROW_MODULES[ctype] = cupy.RawModule(code=code.row_source(ctype))
+    return module.get_function(name)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -117,7 +123,7 @@ def sigmoid_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     """grad * y * (1 - y) in one kernel."""
     if not _same(y, grad):
         return grad * y * (1.0 - y)
-    return _sigmoid_backward(y, grad)
+    return _BACKWARD["sigmoid"](y, grad)
 
 
 def tanh_inplace(x: Array, xp: ModuleType) -> Array:
@@ -128,7 +134,7 @@ def tanh_backward(y: Array, grad: Array, xp: ModuleType) -> Array:
     """grad * (1 - y**2) in one kernel."""
     if not _same(y, grad):
         return grad * (1.0 - y * y)
-    return _tanh_backward(y, grad)
+    return _BACKWARD["tanh"](y, grad)
 
 
 def _bias_activation(y: Array, b: Array, name: str, xp: ModuleType) -> Array:
@@ -154,6 +160,187 @@ def bias_sigmoid_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
 
 def bias_tanh_inplace(y: Array, b: Array, xp: ModuleType) -> Array:
     return _bias_activation(y, b, "tanh", xp)
+
+
+def dropout(x: Array, u: Array, p: float, xp: ModuleType) -> tuple[Array, Array]:
+    """generic.dropout in one kernel: the mask and x * mask both written in one pass."""
+    if not (_float(x) and _same(x, u)):
+        return generic.dropout(x, u, p, xp)
+    return _dropout(u, x, _scalar(x, p), _scalar(x, 1.0 / (1.0 - p)))
+
+
+def _bias_activation_dropout(
+    y: Array, b: Array, u: Array, p: float, name: str, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    """(activation(y + b) written into y, then out and mask of dropout(that, u, p)) in one
+    kernel: a Linear -> activation -> Dropout block after its product."""
+    if _float(y) and _same(y, u) and _float(b) and b.dtype == y.dtype:
+        # CuPy takes all of a kernel's outputs or none: y is written in place, so all
+        out, mask = cupy.empty_like(y), cupy.empty_like(y)
+        scale = _scalar(y, 1.0 / (1.0 - p))
+        _BIAS_ACTIVATION_DROPOUT[name](b, u, _scalar(y, p), scale, y, out, mask)
+        return y, out, mask
+    y = _bias_activation(y, b, name, xp)
+    return (y, *generic.dropout(y, u, p, xp))
+
+
+def bias_identity_dropout_inplace(
+    y: Array, b: Array, u: Array, p: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    return _bias_activation_dropout(y, b, u, p, "identity", xp)
+
+
+def bias_relu_dropout_inplace(
+    y: Array, b: Array, u: Array, p: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    return _bias_activation_dropout(y, b, u, p, "relu", xp)
+
+
+def bias_sigmoid_dropout_inplace(
+    y: Array, b: Array, u: Array, p: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    return _bias_activation_dropout(y, b, u, p, "sigmoid", xp)
+
+
+def bias_tanh_dropout_inplace(
+    y: Array, b: Array, u: Array, p: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    return _bias_activation_dropout(y, b, u, p, "tanh", xp)
+
+
+def _dropout_backward(y: Array, mask: Array, grad: Array, name: str, xp: ModuleType) -> Array:
+    """The activation's backward of grad * mask (Dropout's backward) in one kernel."""
+    if _float(y) and _same(y, mask) and _same(y, grad):
+        return _DROPOUT_BACKWARD[name](y, mask, grad)
+    return getattr(generic, f"{name}_backward")(y, grad * mask, xp)
+
+
+def identity_dropout_backward(y: Array, mask: Array, grad: Array, xp: ModuleType) -> Array:
+    return _dropout_backward(y, mask, grad, "identity", xp)
+
+
+def relu_dropout_backward(y: Array, mask: Array, grad: Array, xp: ModuleType) -> Array:
+    return _dropout_backward(y, mask, grad, "relu", xp)
+
+
+def sigmoid_dropout_backward(y: Array, mask: Array, grad: Array, xp: ModuleType) -> Array:
+    return _dropout_backward(y, mask, grad, "sigmoid", xp)
+
+
+def tanh_dropout_backward(y: Array, mask: Array, grad: Array, xp: ModuleType) -> Array:
+    return _dropout_backward(y, mask, grad, "tanh", xp)
+
+
+def _rows(*arrays: Array) -> bool:
+    """C-contiguous 2-D float cupy arrays of one dtype and shape: what the row kernels take."""
+    first = arrays[0]
+    return (
+        _float(first)
+        and first.ndim == 2
+        and all(_same(a, first) and a.flags.c_contiguous for a in arrays)
+    )
+
+
+def _vector(v: Array, like: Array) -> bool:
+    """A contiguous cupy vector of like's dtype, one entry per column of like."""
+    return _same(v, like[0]) and v.flags.c_contiguous
+
+
+def layer_norm(
+    x: Array, gamma: Array, beta: Array, eps: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    """generic.layer_norm as one row kernel: a warp per row, its statistics by shuffles."""
+    if not (_rows(x) and _vector(gamma, x) and _vector(beta, x)):
+        return generic.layer_norm(x, gamma, beta, eps, xp)
+    rows, cols = x.shape
+    y, x_hat = cupy.empty_like(x), cupy.empty_like(x)
+    inv_std = cupy.empty((rows, 1), dtype=x.dtype)
+    args = (x, gamma, beta, _scalar(x, eps), numpy.int32(cols), y, x_hat, inv_std)
+    _row_kernel("xpnet_layer_norm", x.dtype)((rows,), (code.WARP,), args)
+    return y, x_hat, inv_std
+
+
+def layer_norm_backward(
+    grad: Array, x_hat: Array, inv_std: Array, gamma: Array, xp: ModuleType
+) -> Array:
+    """generic.layer_norm_backward as one row kernel."""
+    ok = _rows(grad, x_hat) and _vector(gamma, grad) and _same(inv_std, grad[:, :1])
+    if not (ok and inv_std.flags.c_contiguous):
+        return generic.layer_norm_backward(grad, x_hat, inv_std, gamma, xp)
+    rows, cols = grad.shape
+    dx = cupy.empty_like(grad)
+    args = (grad, x_hat, inv_std, gamma, numpy.int32(cols), dx)
+    _row_kernel("xpnet_layer_norm_backward", grad.dtype)((rows,), (code.WARP,), args)
+    return dx
+
+
+def softmax_cross_entropy(Z: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    """generic.softmax_cross_entropy as one row kernel (each row's loss and gradient) and
+    one sum over the rows."""
+    if not _rows(Z, T):
+        return generic.softmax_cross_entropy(Z, T, xp)
+    rows, cols = Z.shape
+    grad = cupy.empty_like(Z)
+    row_loss = cupy.empty(rows, dtype=Z.dtype)
+    args = (Z, T, _scalar(Z, 1.0 / rows), numpy.int32(cols), grad, row_loss)
+    _row_kernel("xpnet_softmax_cross_entropy", Z.dtype)((rows,), (code.WARP,), args)
+    return row_loss.sum(), grad
+
+
+_COLUMNS_PER_BLOCK = 128
+
+
+def _backward_bias_grad(
+    y: Array, grad: Array, mask: Array | None, db: Array, name: str, xp: ModuleType
+) -> Array:
+    """dL/dx of the activation from its output y and grad (times Dropout's mask where one is
+    given), with its column sums (the bias gradient of the Linear before it) written into db,
+    in one kernel."""
+    fits = _rows(y, grad) and (mask is None or _rows(mask, y)) and _vector(db, y)
+    if not fits:
+        dx = getattr(generic, f"{name}_backward")(y, grad if mask is None else grad * mask, xp)
+        db[...] = xp.sum(dx, axis=0)
+        return dx
+    rows, cols = y.shape
+    dx = cupy.empty_like(y)
+    has_mask = numpy.int32(mask is not None)
+    args = (
+        y,
+        grad,
+        grad if mask is None else mask,
+        has_mask,
+        numpy.int32(rows),
+        numpy.int32(cols),
+        dx,
+        db,
+    )
+    grid = ((cols + _COLUMNS_PER_BLOCK - 1) // _COLUMNS_PER_BLOCK,)
+    _row_kernel(code.backward_bias_kernel_name(name), y.dtype)(grid, (_COLUMNS_PER_BLOCK,), args)
+    return dx
+
+
+def identity_backward_bias_grad(
+    y: Array, grad: Array, mask: Array | None, db: Array, xp: ModuleType
+) -> Array:
+    return _backward_bias_grad(y, grad, mask, db, "identity", xp)
+
+
+def relu_backward_bias_grad(
+    y: Array, grad: Array, mask: Array | None, db: Array, xp: ModuleType
+) -> Array:
+    return _backward_bias_grad(y, grad, mask, db, "relu", xp)
+
+
+def sigmoid_backward_bias_grad(
+    y: Array, grad: Array, mask: Array | None, db: Array, xp: ModuleType
+) -> Array:
+    return _backward_bias_grad(y, grad, mask, db, "sigmoid", xp)
+
+
+def tanh_backward_bias_grad(
+    y: Array, grad: Array, mask: Array | None, db: Array, xp: ModuleType
+) -> Array:
+    return _backward_bias_grad(y, grad, mask, db, "tanh", xp)
 
 
 def linear_backward(

@@ -14,6 +14,7 @@ from array_api_compat import device
 __all__ = [
     "AdamScalars",
     "adam_update",
+    "dropout",
     "erf",
     "erfc",
     "gelu",
@@ -23,6 +24,8 @@ __all__ = [
     "identity",
     "identity_backward",
     "identity_inplace",
+    "layer_norm",
+    "layer_norm_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_inplace",
@@ -45,6 +48,7 @@ __all__ = [
     "silu",
     "silu_backward",
     "softmax",
+    "softmax_cross_entropy",
     "softplus",
     "softplus_backward",
     "sse",
@@ -351,6 +355,13 @@ def softmax(z: Array, xp: ModuleType) -> Array:
     return e / xp.sum(e, axis=-1, keepdims=True)
 
 
+def softmax_cross_entropy(Z: Array, T: Array, xp: ModuleType) -> tuple[Array, Array]:
+    """(mean over the rows of -sum(T * log_softmax(Z)), (softmax(Z) - T) / rows): the loss of
+    logits Z against targets T and its gradient, computed together (CuPy: one row kernel)."""
+    scale = 1.0 / Z.shape[0]
+    return xp.sum(-(T * log_softmax(Z, xp))) * scale, (softmax(Z, xp) - T) * scale
+
+
 # -- fused steps: the fast paths do these in place; here, the reference in plain array API ----
 
 
@@ -482,11 +493,35 @@ def normalize_backward(
     return inv_std * (grad - mean_g - x_hat * mean_gx)
 
 
+def layer_norm(
+    x: Array, gamma: Array, beta: Array, eps: float, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    """(gamma * x_hat + beta, x_hat, inv_std), x normalized over each row (its last axis) by
+    the row's mean and biased variance: LayerNorm's forward and what its backward keeps."""
+    mean, var = moments(x, 1, xp)
+    x_hat, inv_std = normalize(x, mean, var, eps, xp)
+    return x_hat * gamma + beta, x_hat, inv_std
+
+
+def layer_norm_backward(
+    grad: Array, x_hat: Array, inv_std: Array, gamma: Array, xp: ModuleType
+) -> Array:
+    """LayerNorm's dL/dx from dL/dy: normalize_backward of dL/dx_hat = grad * gamma."""
+    return normalize_backward(grad * gamma, x_hat, inv_std, 1, xp)
+
+
 # -- random draws -----------------------------------------------------------------------------
 def seed_of(entropy: Sequence[int]) -> int:
     """One 32-bit seed from a tuple of ints (a run's seed, an epoch, a layer's place), for
     libraries whose generators take a single number."""
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
+
+
+def dropout(x: Array, u: Array, p: float, xp: ModuleType) -> tuple[Array, Array]:
+    """(x * mask, mask), mask = (u >= p) / (1 - p) from uniform draws u shaped like x:
+    inverted dropout, keeping each element with probability 1 - p."""
+    mask = xp.astype(u >= p, x.dtype) * (1.0 / (1.0 - p))
+    return x * mask, mask
 
 
 def uniform_source(
