@@ -249,7 +249,7 @@ def test_backward_bias_kernel_is_the_backward_and_its_column_sums(dtype, name, m
     run_rows(
         code.backward_bias_kernel_name(name),
         dtype,
-        cols,  # one column per block: blockDim.x is 1 here
+        cols,  # a warp (here one lane) per column
         y,
         grad,
         mask if masked else grad,

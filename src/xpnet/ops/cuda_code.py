@@ -246,15 +246,17 @@ extern "C" __global__ void xpnet_softmax_cross_entropy(const T* z, const T* t, T
 """
 
 # an activation's backward (times a dropout mask where has_mask; mask_ is read only then) and
-# its column sums, the bias gradient of the Linear before it: a thread per column walks down
-# the rows
+# its column sums, the bias gradient of the Linear before it: a warp per column (blockIdx.x),
+# its lanes striding down the rows, their partial sums meeting by shuffles (a thread per
+# column alone would leave all but a few hundred of the GPU's threads idle, each walking every
+# row in turn)
 _BACKWARD_BIAS = """
 extern "C" __global__ void NAME(const T* y_, const T* grad_, const T* mask_, int has_mask,
                                 int rows, int cols, T* out_, T* db) {
-    const int col = blockIdx.x * blockDim.x + threadIdx.x;
-    if (col >= cols) return;
+    const int col = blockIdx.x;
     T sum = T(0);
-    for (long k = col; k < (long)rows * cols; k += cols) {
+    for (long r = threadIdx.x; r < rows; r += WARP) {
+        const long k = r * cols + col;
         const T y = y_[k];
         const T g = has_mask ? grad_[k] * mask_[k] : grad_[k];
         T out;
@@ -262,7 +264,8 @@ extern "C" __global__ void NAME(const T* y_, const T* grad_, const T* mask_, int
         out_[k] = out;
         sum += out;
     }
-    db[col] = sum;
+    sum = xpnet_warp_sum(sum);
+    if (threadIdx.x == 0) db[col] = sum;
 }
 """
 

@@ -287,9 +287,6 @@ def softmax_cross_entropy(Z: Array, T: Array, xp: ModuleType) -> tuple[Array, Ar
     return row_loss.sum(), grad
 
 
-_COLUMNS_PER_BLOCK = 128
-
-
 def _backward_bias_grad(
     y: Array, grad: Array, mask: Array | None, db: Array, name: str, xp: ModuleType
 ) -> Array:
@@ -314,8 +311,7 @@ def _backward_bias_grad(
         dx,
         db,
     )
-    grid = ((cols + _COLUMNS_PER_BLOCK - 1) // _COLUMNS_PER_BLOCK,)
-    _row_kernel(code.backward_bias_kernel_name(name), y.dtype)(grid, (_COLUMNS_PER_BLOCK,), args)
+    _row_kernel(code.backward_bias_kernel_name(name), y.dtype)((cols,), (code.WARP,), args)
     return dx
 
 
