@@ -410,3 +410,25 @@ def test_norm_blocks_keep_their_own_backward(monkeypatch):
     net.backward(_normal(np.float64, 6, 3, seed=1))
     assert calls == ["bias_grad"]
     assert list(net.grads) == list(net.parameters())
+
+
+def test_an_activation_that_redefines_backward_keeps_it_in_a_planned_block(monkeypatch):
+    """The fused backward ops stand for Activation.backward: a subclass with a backward of
+    its own (here twice ReLU's) has it called, with or without a Dropout after it."""
+
+    class TwiceReLU(xpnet.ReLU):
+        def backward(self, grad):
+            return 2.0 * super().backward(grad)
+
+    X, calls = _normal(np.float64, 6, 5), []
+    xp = array_namespace(X)
+    overlay = {**vars(ops.ops_for(xp)), **_harness_backward_ops("relu", calls)}
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**overlay))
+    layers = [xpnet.Linear(5, 8), TwiceReLU(), xpnet.Dropout(0.3), xpnet.Linear(8, 4)]
+    layers += [TwiceReLU()]
+    net = xpnet.Sequential(layers, backend="numpy", dtype="float64", seed=1)
+    Y = net.forward(X)
+    G = _normal(np.float64, 6, 4, seed=1)
+    net.backward(G)
+    assert calls == []
+    np.testing.assert_array_equal(net.grads["b2"], np.sum(2.0 * G * (Y > 0), axis=0))
