@@ -66,7 +66,8 @@ class Step:
 
         def views(flat: Any) -> list[Any]:
             return [
-                flat[o : o + n].reshape(s) for o, n, s in zip(offsets[:-1], sizes, shapes, strict=True)
+                flat[o : o + n].reshape(s)
+                for o, n, s in zip(offsets[:-1], sizes, shapes, strict=True)
             ]
 
         self.W, self.dW = views(self.P)[0::2], views(self.G)[0::2]

@@ -306,3 +306,129 @@ def test_a_planned_dropout_block_runs_the_fused_kernels_with_the_layers_numbers(
     np.testing.assert_array_equal(dX, want_dX)
     for name, g in plain.grads.items():
         np.testing.assert_array_equal(fused.grads[name], g)
+
+
+def _harness_backward_ops(name, calls):
+    """`<name>_backward_bias_grad` and `<name>_dropout_backward` as ops/cupy.py gives them, with
+    their kernels run by the harness on NumPy arrays; each call is logged in `calls`."""
+
+    def backward_bias_grad(y, grad, mask, db, xp):
+        calls.append("bias_grad" if mask is None else "bias_grad+mask")
+        arrays = (y, grad, db) if mask is None else (y, grad, mask, db)
+        assert all(a.flags.c_contiguous and a.dtype == y.dtype for a in arrays)
+        dx = np.empty_like(y)
+        rows, cols = y.shape
+        kernel = code.backward_bias_kernel_name(name)
+        masked = np.int32(mask is not None)
+        args = (y, grad, grad if mask is None else mask, masked, np.int32(rows), np.int32(cols))
+        run_rows(kernel, y.dtype, cols, *args, dx, db)  # one column per block
+        return dx
+
+    def dropout_backward(y, mask, grad, xp):
+        calls.append("dropout_backward")
+        kernel = code.dropout_backward(name)
+        return run_elementwise(kernel, y.dtype, y=y, mask=mask, grad=grad)["out"]
+
+    return {
+        f"{name}_backward_bias_grad": backward_bias_grad,
+        f"{name}_dropout_backward": dropout_backward,
+    }
+
+
+@pytest.mark.parametrize("name", ACTS)
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_planned_blocks_take_the_bias_grad_kernel_with_the_layers_numbers(
+    monkeypatch, dtype, name, p
+):
+    """Each planned Linear -> activation (-> Dropout) block of a net, given NumPy's ops plus
+    the harness-run `<name>_backward_bias_grad` (and `<name>_dropout_backward`), takes its
+    backward and bias gradient in that one kernel, the first Linear's (fit's input_grad=False)
+    included; a Linear without a bias keeps the layers' steps. Outputs, every gradient and
+    dL/dX over a few SGD steps are the unfused net's bit for bit: the kernel's serial column
+    sums add the rows in np.add.reduce's order, and both nets take the activation's backward
+    in generic's order (NumPy's own sigmoid_backward multiplies in another, an ulp apart)."""
+    act = xpnet.layers.ACTIVATIONS[name]
+
+    def net():
+        def block(n_in, n_out, bias=True):
+            dropped = [xpnet.Dropout(p)] if p else []
+            return [xpnet.Linear(n_in, n_out, bias=bias), act(), *dropped]
+
+        layers = [*block(5, 8), *block(8, 6, bias=False), *block(6, 4), xpnet.Linear(4, 3), act()]
+        return xpnet.Sequential(layers, backend="numpy", dtype=np.dtype(dtype).name, seed=2)
+
+    X, T = _normal(dtype, 7, 5, seed=7), _normal(dtype, 7, 3, seed=8)
+
+    def train(model):
+        """Per step: outputs, dL/dX (None in fit's steps) and copies of the gradients."""
+        loss, optimizer, seen = xpnet.SSELoss(), xpnet.SGD(lr=0.01), []
+        for step in range(4):
+            Y = model.forward(X)
+            loss.forward(Y, T)
+            dX = model.backward(loss.backward(), input_grad=step == 3)  # fit's, then dL/dX
+            buffer = model.parameter_buffer  # each gradient written into its view of G
+            assert all(g is buffer.grad_target(k) for k, g in model.grads.items())
+            seen.append((Y.copy(), dX, {k: g.copy() for k, g in model.grads.items()}))
+            optimizer.step(model)
+        return seen
+
+    xp = array_namespace(X)
+    backward = f"{name}_backward"  # generic's order of operations, as the kernels' (and CuPy's)
+    plain_ops = {**vars(ops.ops_for(xp)), backward: getattr(generic, backward)}
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**plain_ops))
+    want, calls = train(net()), []
+    fused_ops = {**plain_ops, **_harness_backward_ops(name, calls)}
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**fused_ops))
+    got = train(net())
+    for (Y, dX, grads), (want_Y, want_dX, want_grads) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(Y, want_Y)
+        assert list(grads) == list(want_grads)
+        for key, g in want_grads.items():
+            np.testing.assert_array_equal(grads[key], g, err_msg=key)
+        assert (dX is None) == (want_dX is None)
+        if dX is not None:
+            np.testing.assert_array_equal(dX, want_dX)
+    # per backward, from the last block: the three with a bias fused, the bias-free one not
+    fused_call = "bias_grad+mask" if p else "bias_grad"
+    unfused = ["dropout_backward"] if p else []
+    assert calls == ["bias_grad", fused_call, *unfused, fused_call] * 4
+
+
+def test_norm_blocks_keep_their_own_backward(monkeypatch):
+    """Linear -> BatchNorm/LayerNorm -> activation is no planned block: only the last,
+    plain Linear -> ReLU block calls the bias gradient kernel; the others' Linears sum their
+    own dL/db."""
+    layers = [xpnet.Linear(5, 8), xpnet.BatchNorm(8), xpnet.Tanh(), xpnet.Linear(8, 4)]
+    layers += [xpnet.LayerNorm(4), xpnet.ReLU(), xpnet.Linear(4, 3), xpnet.ReLU()]
+    X, calls = _normal(np.float64, 6, 5), []
+    xp = array_namespace(X)
+    overlay = {**vars(ops.ops_for(xp)), **_harness_backward_ops("tanh", calls)}
+    overlay.update(_harness_backward_ops("relu", calls))
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**overlay))
+    net = xpnet.Sequential(layers, backend="numpy", dtype="float64", seed=1)
+    net.forward(X)
+    net.backward(_normal(np.float64, 6, 3, seed=1))
+    assert calls == ["bias_grad"]
+    assert list(net.grads) == list(net.parameters())
+
+
+def test_an_activation_that_redefines_backward_keeps_it_in_a_planned_block(monkeypatch):
+    """The fused backward ops stand for Activation.backward: a subclass with a backward of
+    its own (here twice ReLU's) has it called, with or without a Dropout after it."""
+
+    class TwiceReLU(xpnet.ReLU):
+        def backward(self, grad):
+            return 2.0 * super().backward(grad)
+
+    X, calls = _normal(np.float64, 6, 5), []
+    xp = array_namespace(X)
+    overlay = {**vars(ops.ops_for(xp)), **_harness_backward_ops("relu", calls)}
+    monkeypatch.setitem(ops._CHOSEN, xp.__name__, SimpleNamespace(**overlay))
+    layers = [xpnet.Linear(5, 8), TwiceReLU(), xpnet.Dropout(0.3), xpnet.Linear(8, 4)]
+    layers += [TwiceReLU()]
+    net = xpnet.Sequential(layers, backend="numpy", dtype="float64", seed=1)
+    Y = net.forward(X)
+    G = _normal(np.float64, 6, 4, seed=1)
+    net.backward(G)
+    assert calls == []
+    np.testing.assert_array_equal(net.grads["b2"], np.sum(2.0 * G * (Y > 0), axis=0))

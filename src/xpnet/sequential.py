@@ -105,8 +105,8 @@ class Sequential:
             for key in leaf.statistic_shapes()
         ]
         self._plan: Plan = forward_plan(self.layers)
-        self._first_trained: int = next(
-            i for i, layer in enumerate(self.layers) if has_parameters(layer)
+        self._first_trained: int = next(  # the plan step of the first layer with parameters
+            i for i, (layer, linear) in enumerate(self._plan) if has_parameters(linear or layer)
         )
         self._input_type: Any = None  # the array type of inputs that passed the checks
         self._output_shape: tuple[int, ...] | None = None  # of the last forward's outputs
@@ -253,11 +253,14 @@ class Sequential:
     def run_backward(self, gY: Array, input_grad: bool = True) -> Array | None:
         """`backward` without the checks of gY: what a compiled training step traces."""
         first = 0 if input_grad else self._first_trained
-        g = backward_through(self.layers[first + 1 :], gY)
-        if input_grad:
-            g = self.layers[0].backward(g)
+        g = backward_through(self._plan[first + 1 :], gY)
+        layer, linear = self._plan[first]
+        if linear is not None:  # a planned block: its Linear skips dL/dx unless input_grad
+            g = layer.backward_linear(linear, g, input_grad)
+        elif input_grad:
+            g = layer.backward(g)
         else:
-            self.layers[first].backward_parameters(g)
+            layer.backward_parameters(g)
             g = None
         self.parameter_buffer.sort_grads()
         return g

@@ -56,6 +56,7 @@ class Activation(Layer):
         self._bias_inplace: Any = None
         self._bias_dropout: Any = None
         self._dropout_backward: Any = None
+        self._backward_bias_grad: Any = None
         self._backward: Any = None
 
     def _bind(self, x: Array) -> None:
@@ -66,14 +67,19 @@ class Activation(Layer):
         self._backward = self._op(fns, self.name + "_backward")
         if self.backward_from_input:  # x must outlive the forward: nothing is overwritten
             self._forward_inplace, self._bias_inplace = self._forward, None
-            self._bias_dropout = self._dropout_backward = None
+            self._bias_dropout = self._dropout_backward = self._backward_bias_grad = None
         else:
             self._forward_inplace = self._op(fns, self.name + "_inplace")
             self._bias_inplace = self._op(fns, f"bias_{self.name}_inplace", required=False)
             name = f"bias_{self.name}_dropout_inplace"
             self._bias_dropout = self._op(fns, name, required=False)
+            # the fused backward ops stand for Activation.backward: a class that redefines it
+            # (a layer of one's own, a deliberately wrong one in a test) keeps its own
+            fused = type(self).backward is Activation.backward
             name = f"{self.name}_dropout_backward"
-            self._dropout_backward = self._op(fns, name, required=False)
+            self._dropout_backward = self._op(fns, name, required=False) if fused else None
+            name = f"{self.name}_backward_bias_grad"
+            self._backward_bias_grad = self._op(fns, name, required=False) if fused else None
         self._array_type = type(x)
 
     def _op(self, fns: ops.Ops, name: str, required: bool = True) -> Callable[..., Array] | None:
@@ -130,14 +136,52 @@ class Activation(Layer):
         if dropout.mask is None or self._dropout_backward is None:
             return self.backward(dropout.backward(grad))
         if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise self._before_forward()
         return self._dropout_backward(self._saved, dropout.mask, grad, self._xp)
+
+    def backward_linear(self, linear: Linear, grad: Array, input_grad: bool = True) -> Array | None:
+        """linear.backward(self.backward(grad), input_grad): the planned block's backward.
+        Where the ops fuse this backward with its column sums (`<name>_backward_bias_grad`),
+        those are written straight into the Linear's bias gradient and the Linear computes
+        only dL/dW and dL/dx."""
+        if self._backward_bias_grad is None:  # the step's hot path: the two layers' own calls
+            return linear.backward(self.backward(grad), input_grad)
+        return self._backward_bias_linear(linear, grad, None, input_grad)
+
+    def backward_linear_dropout(
+        self, linear: Linear, grad: Array, dropout: Dropout, input_grad: bool = True
+    ) -> Array | None:
+        """linear.backward(self.backward_dropout(grad, dropout), input_grad): the block
+        Linear -> activation -> Dropout's backward, fused as `backward_linear` says."""
+        if self._backward_bias_grad is None or dropout.mask is None:
+            return linear.backward(self.backward_dropout(grad, dropout), input_grad)
+        return self._backward_bias_linear(linear, grad, dropout, input_grad)
+
+    def _backward_bias_linear(
+        self, linear: Linear, grad: Array, dropout: Dropout | None, input_grad: bool
+    ) -> Array | None:
+        """The block's backward by `<name>_backward_bias_grad` (of grad times dropout's mask
+        where a dropout is given), which writes dL/db into the Linear's view of the flat
+        gradient; the unfused steps where the Linear has no such view (no bias, mixed
+        precision)."""
+        db = linear.bias_grad_target()
+        if db is None:
+            g = self.backward(grad) if dropout is None else self.backward_dropout(grad, dropout)
+            return linear.backward(g, input_grad)
+        if self._saved is None:
+            raise self._before_forward()
+        mask = None if dropout is None else dropout.mask
+        g = self._backward_bias_grad(self._saved, grad, mask, db, self._xp)
+        return linear.backward_weights(g, db, input_grad)
 
     def backward(self, grad: Array) -> Array:
         """dL/dx from dL/dy and the cached output y (or input x)."""
         if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise self._before_forward()
         return self._backward(self._saved, grad, self._xp)
+
+    def _before_forward(self) -> RuntimeError:
+        return RuntimeError(f"{type(self).__name__}.backward called before forward")
 
 
 class Sigmoid(Activation, name="sigmoid"):

@@ -29,8 +29,9 @@ class Dropout(Layer, name="dropout"):
 
     After a Linear and an activation that caches its output, a net plans the three as one
     block (`activation`, set by layers.sequence.forward_plan): the ops may then apply the
-    bias, the activation and the mask in one pass, and the mask and the activation's backward
-    in another (CuPy: one kernel each); the numbers are those of the three layers."""
+    bias, the activation and the mask in one pass, and the mask, the activation's backward and
+    the Linear's bias gradient in another (CuPy: one kernel each); the numbers are those of
+    the three layers."""
 
     def __init__(self, p: float = 0.5) -> None:
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
@@ -72,6 +73,12 @@ class Dropout(Layer, name="dropout"):
         if self.activation is None:
             raise RuntimeError("Dropout.forward_linear needs the activation planned before it")
         return self.activation.forward_linear_dropout(linear, x, self)
+
+    def backward_linear(self, linear: Linear, grad: Array, input_grad: bool = True) -> Array | None:
+        """The planned block's backward, through this dropout, the activation and linear."""
+        if self.activation is None:
+            raise RuntimeError("Dropout.backward_linear needs the activation planned before it")
+        return self.activation.backward_linear_dropout(linear, grad, self, input_grad)
 
     def backward(self, grad: Array) -> Array:
         """The forward's mask applied to the gradient (the identity in evaluation)."""

@@ -137,6 +137,27 @@ class Linear(Layer, name="linear"):
             buffer.grads[b] = db
         return dx
 
+    def bias_grad_target(self) -> Array | None:
+        """The view of the flat gradient array that dL/db belongs in, for an op that sums it
+        while taking the activation's backward (then `backward_weights`); None where backward
+        must make dL/db itself (no bias, no flat gradient, mixed precision's float32 sum)."""
+        buffer = self.parameter_buffer or self._buffer()
+        if self._b is None or buffer.compute_dtype is not None:
+            return None
+        return buffer.grad_target(self._b)
+
+    def backward_weights(self, grad: Array, db: Array, input_grad: bool = True) -> Array | None:
+        """backward with dL/db already written into db (`bias_grad_target`): dL/dW into its
+        view of the flat gradient, and dL/dx unless `input_grad` is False."""
+        if self._x is None:
+            raise RuntimeError("Linear.backward called before forward")
+        buffer, w = self.parameter_buffer or self._buffer(), self._w
+        dW = buffer.grad_target(w)
+        W = buffer.compute[w]
+        dx = self._ops.linear_backward_into(self._x, grad, W, dW, None, input_grad, self._xp)
+        buffer.grads[w], buffer.grads[self.parameter_names["b"]] = dW, db
+        return dx
+
     def _backward_mixed(
         self, grad: Array, W: Array, buffer: ParameterBuffer, input_grad: bool
     ) -> Array | None:

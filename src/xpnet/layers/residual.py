@@ -45,7 +45,7 @@ class Residual(Layer, name="residual"):
         return x + forward_through(self._plan, x)
 
     def backward(self, grad: Array) -> Array:
-        return grad + backward_through(self.sublayers, grad)
+        return grad + backward_through(self._plan, grad)
 
     def __repr__(self) -> str:
         return f"Residual({self.sublayers})"

@@ -1,7 +1,7 @@
 """Facts about a list of layers, asked before and while a net runs them: the leaves (a container
 such as Residual opened up), each parameter's and statistic's name and shape, the widths at
-every joint, the starting init of each Linear, and the forward plan that fuses a Linear with
-the activation after it. `Sequential` and the container layers share them."""
+every joint, the starting init of each Linear, and the plan that fuses a Linear with the
+activation after it, forward and backward. `Sequential` and the container layers share them."""
 
 from __future__ import annotations
 
@@ -122,11 +122,12 @@ def choose_inits(layers: Sequence[Layer]) -> None:
 
 
 def forward_plan(layers: Sequence[Layer]) -> Plan:
-    """The forward plan, decided once: (activation, linear) where an activation follows a
-    Linear (computed in place into the Linear's fresh output, its bias add fused in where the
-    ops can); (dropout, linear) where a Dropout follows those two (the block Linear ->
-    activation -> Dropout, `dropout.activation` set to its activation; see Dropout);
-    (layer, None) for every other layer."""
+    """The plan, decided once, that forward runs in order and backward in reverse:
+    (activation, linear) where an activation follows a Linear (computed in place into the
+    Linear's fresh output, its bias add fused in where the ops can; backward, its bias
+    gradient fused with the activation's backward where they can); (dropout, linear) where a
+    Dropout follows those two (the block Linear -> activation -> Dropout, `dropout.activation`
+    set to its activation; see Dropout); (layer, None) for every other layer."""
     plan: Plan = []
     i = 0
     while i < len(layers):
@@ -153,16 +154,10 @@ def forward_through(plan: Plan, x: Array) -> Array:
     return x
 
 
-def backward_through(layers: Sequence[Layer], grad: Array) -> Array:
-    """dL/d(output) through the layers in reverse: dL/d(input). A Dropout planned with the
-    activation before it takes that activation's backward too (one pass where the ops can)."""
-    i = len(layers) - 1
-    while i >= 0:
-        layer = layers[i]
-        if isinstance(layer, Dropout) and i and layer.activation is layers[i - 1]:
-            grad = layer.activation.backward_dropout(grad, layer)
-            i -= 2
-        else:
-            grad = layer.backward(grad)
-            i -= 1
+def backward_through(plan: Plan, grad: Array) -> Array:
+    """dL/d(output) through a forward plan's steps in reverse: dL/d(input). A planned block
+    takes its Linear's backward with its own (`backward_linear`: one pass for the activation's
+    backward, the mask and the bias gradient where the ops can)."""
+    for layer, linear in reversed(plan):
+        grad = layer.backward(grad) if linear is None else layer.backward_linear(linear, grad)
     return grad

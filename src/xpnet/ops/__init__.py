@@ -12,11 +12,14 @@ may offer `bias_<name>_inplace(y, b, xp)`: a layer's bias add and activation in 
 its product y (CuPy: one kernel); where it is absent, the layers add the bias and call
 `<name>_inplace`. For the block Linear -> activation -> Dropout a fast module may offer
 `bias_<name>_dropout_inplace(y, b, u, p, xp)` -> (activation output, dropped output, mask) and
-`<name>_dropout_backward(y, mask, grad, xp)` (<name>_backward of grad * mask), and
-`<name>_backward_bias_grad(y, grad, mask, db, xp)` (that backward with its column sums written
-into db); the layers look these up with getattr and otherwise take generic's steps, with the
-same numbers. `layer_norm`, `softmax_cross_entropy` and `dropout` are generic functions that
-CuPy runs as one kernel each (the CUDA source: ops/cuda_code.py)."""
+`<name>_dropout_backward(y, mask, grad, xp)` (<name>_backward of grad * mask); and for the
+block's backward, with or without the Dropout, `<name>_backward_bias_grad(y, grad, mask, db,
+xp)`: <name>_backward of grad (times mask unless it is None) with its column sums written into
+db, the Linear's view of its bias gradient in the net's flat gradient, so that the Linear
+computes only dW and dx. The layers look these up with getattr and otherwise take generic's
+steps, with the same numbers (a fused column sum's to rounding: its order may differ).
+`layer_norm`, `softmax_cross_entropy` and `dropout` are generic
+functions that CuPy runs as one kernel each (the CUDA source: ops/cuda_code.py)."""
 
 from __future__ import annotations
 
