@@ -84,21 +84,10 @@ def test_a_short_run_writes_its_checkpoint_once_without_the_history_inside(
     assert epochs_logged(out) == 1000
 
 
-def test_a_reader_that_leaves_the_pipe_does_not_fail_the_run(tmp_path):
-    out = tmp_path / "run"
-    with start("--epochs", 30, "--out", out) as process:
-        assert process.stdout.readline().startswith("digits:")
-        process.stdout.close()  # as `| head -1` does
-        stderr = process.stderr.read()
-        process.wait(timeout=60)
-    assert process.returncode == 0, stderr
-    assert "Broken pipe" not in stderr and stderr == ""
-    assert xpnet.load_checkpoint(out).epoch == 30
-
-
 def test_a_reader_that_leaves_mid_run_loses_the_log_not_the_run(tmp_path):
-    """`xpnet train 2>&1 | head -2`: the per-epoch log (stderr) goes on into a closed pipe;
-    the run goes on too, and ends as it would have with every file written."""
+    """`xpnet train 2>&1 | head -2`: the per-epoch log (stderr) and the summary (stdout) go on
+    into a closed pipe; the run goes on too, and ends as it would have (exit 0: no "Broken
+    pipe" at exit either) with every file written."""
     out = tmp_path / "run"
     argv = ["train", *(a for a in TRAIN if a != "--quiet"), "--epochs", "30", "--out", out]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
