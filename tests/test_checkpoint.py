@@ -484,3 +484,9 @@ def test_metadata_must_be_json_and_the_error_names_the_key(tmp_path):
     with pytest.raises(xpnet.CheckpointError, match=r"metadata\[1\] is not JSON-serializable"):
         xpnet.save(net, tmp_path, {1: "a non-str key"})
     assert not list(tmp_path.iterdir())
+
+
+def test_a_misspelt_keyword_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epochs'"):
+        xpnet.save(xpnet.MLP([2, 3, 1]), tmp_path, epochs=3)  # type: ignore[call-arg]
+    assert not list(tmp_path.iterdir())

@@ -53,9 +53,9 @@ ARGS = ["--hidden", "8", "--dtype", "float64", "--batch-size", "7", "--seed", "3
 
 
 @needs_mpi
-@pytest.mark.parametrize(
-    ("n", "loss"), [(2, "softmax_ce"), (2, "sse"), (3, "sse")]
-)  # a mean loss and a summed one; 3 ranks give uneven shards
+# a mean loss on 2 ranks, a summed one on 3 (uneven shards); every pairing of loss and group
+# size is trained in-process by tests/test_distributed.py
+@pytest.mark.parametrize(("n", "loss"), [(2, "softmax_ce"), (3, "sse")])
 def test_ranks_train_as_one_process_and_write_one_run(small, tmp_path, capsys, n, loss):
     argv = ["train", "--data", small, *ARGS, "--loss", loss, "--epochs", "3"]
     done = mpiexec(n, *argv, cwd=tmp_path)
@@ -126,6 +126,33 @@ def test_a_failing_rank_ends_the_job_promptly_naming_the_rank(small, tmp_path):
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()  # rank 0 waited for every rank's setup
+
+
+@needs_mpi
+def test_a_reader_that_leaves_after_the_header_does_not_cut_a_group_run_short(small, tmp_path):
+    """`mpiexec -n 2 xpnet train | head -1`: mpiexec ends the job when it cannot forward a
+    line, so rank 0 prints nothing more to stdout until the run's files are written."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", small, *ARGS, "--epochs", "6", "--out", run]
+    env = {k: v for k, v in os.environ.items() if k not in parallel.THREAD_VARIABLES}
+    with (
+        (tmp_path / "stderr").open("w") as stderr,
+        subprocess.Popen(
+            [str(MPIEXEC), "-n", "2", *XPNET, *map(str, argv)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        ) as process,
+    ):
+        assert "data-parallel on 2 processes" in process.stdout.readline()
+        process.stdout.close()
+        process.wait(timeout=120)  # its status is mpiexec's, killed by SIGPIPE or not
+    log = (tmp_path / "stderr").read_text()
+    assert xpnet.load_checkpoint(run, backend="numpy").epoch == 6, log
+    assert json.loads((run / "metrics.json").read_text())["finished"] is True
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 6
 
 
 class FakeGroup:

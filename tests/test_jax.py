@@ -216,7 +216,8 @@ def test_cli_eager_runs_op_by_op_to_the_compiled_runs_numbers(capsys, tmp_path, 
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(xpnet.cli.train, "fit", spy)
-    argv = ["train", "--data", "digits", "--hidden", "16", "--epochs", "2", "--backend", "jax"]
+    common = ["--data", "xor", "--hidden", "4", "--loss", "sse", "--optimizer", "sgd"]  # as above
+    argv = ["train", *common, "--epochs", "2", "--backend", "jax"]
     assert main([*argv, "--quiet", "--out", str(tmp_path / "compiled")]) == 0
     assert main([*argv, "--quiet", "--eager", "--out", str(tmp_path / "eager")]) == 0
     assert seen == [True, False]

@@ -201,30 +201,6 @@ def _fit_on_host(X, y, dtype, **params):
 PARAMS = dict(hidden_layer_sizes=(8,), max_iter=10, random_state=0)
 
 
-def test_dispatch_trains_in_xs_library_and_device(backend, dtype, iris):
-    """Under array_api_dispatch the fit runs in X's library on X's device: coefs_,
-    predictions and probabilities live there, and they match a NumPy fit to rounding (the
-    same seed gives the same net everywhere)."""
-    X, y = iris
-    Xb, yb = backend.from_host(X.astype(dtype)), backend.from_host(y)
-    with sklearn.config_context(array_api_dispatch=True):
-        clf = MLPClassifier(**PARAMS)
-        with pytest.warns(ConvergenceWarning):
-            clf.fit(Xb, yb)
-        proba, labels = clf.predict_proba(Xb), clf.predict(Xb)
-        score = clf.score(Xb, yb)
-    for a in [*clf.coefs_, *clf.intercepts_, proba, labels, clf.classes_]:
-        placed = xpnet.backend_of(a)
-        assert (placed.name, str(placed.device)) == (backend.name, str(backend.device))
-    reference = _fit_on_host(X, y, dtype, **PARAMS)
-    eps = float(np.finfo(dtype).eps)
-    np.testing.assert_allclose(
-        xpnet.to_numpy(proba), reference.predict_proba(X.astype(dtype)), atol=1e3 * eps
-    )
-    np.testing.assert_allclose(clf.loss_curve_, reference.loss_curve_, rtol=1e3 * eps)
-    assert score == pytest.approx(reference.score(X.astype(dtype), y))
-
-
 def test_dispatch_regressor_and_mixed_targets(iris):
     """y from another library is moved to X's; predictions come back as X's arrays."""
     strict = pytest.importorskip("array_api_strict")

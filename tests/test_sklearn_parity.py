@@ -307,8 +307,8 @@ BACKEND_CASES = {
 
 @pytest.mark.parametrize("setting", list(BACKEND_CASES))
 def test_same_model_as_sklearn_on_every_backend(backend, dtype, setting):
-    """Under array API dispatch the fit runs in X's library on X's device (coefs_ and
-    predictions live there) and gives scikit-learn's model to the dtype's rounding."""
+    """Under array API dispatch the fit runs in X's library on X's device (coefs_, classes_
+    and predictions live there) and gives scikit-learn's model to the dtype's rounding."""
     X, y = DATA["multiclass"]
     X = X.astype(dtype)
     weighted = "weighted" in setting
@@ -318,11 +318,15 @@ def test_same_model_as_sklearn_on_every_backend(backend, dtype, setting):
     with sklearn.config_context(array_api_dispatch=True):
         on = backend.from_host
         _fit_quietly(ours, on(X), on(y), sample_weight=None if w is None else on(w.astype(dtype)))
-        log_proba = ours.predict_log_proba(on(X))
+        log_proba, labels = ours.predict_log_proba(on(X)), ours.predict(on(X))
+        score = ours.score(on(X), on(y))
     _fit_quietly(theirs, X, y, sample_weight=w)
-    for a in [*ours.coefs_, *ours.intercepts_, log_proba]:
+    for a in [*ours.coefs_, *ours.intercepts_, log_proba, labels, ours.classes_]:
         placed = xpnet.backend_of(a)
         assert (placed.name, str(placed.device)) == (backend.name, str(backend.device))
+    want = xpnet.to_numpy(ours.classes_)[xpnet.to_numpy(log_proba).argmax(axis=1)]
+    np.testing.assert_array_equal(xpnet.to_numpy(labels), want)
+    assert score == pytest.approx(np.mean(want == y))
     tol = 1e-6 if dtype == "float64" else 1e-3
     assert rel_err(ours, theirs) < tol
     assert ours.n_iter_ == theirs.n_iter_

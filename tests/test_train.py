@@ -30,8 +30,10 @@ def test_five_epochs_agree_across_backends_to_the_dtypes_tolerance(backend, dtyp
     assert ref_hist["loss"][-1] < ref_hist["loss"][0]
 
 
-def test_xor_is_learned(backend, dtype):
-    net = xpnet.MLP([2, 4, 1], backend=backend, dtype=dtype, seed=1)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_xor_is_learned(dtype):
+    """400 epochs on NumPy; every backend trains as NumPy does (the test above)."""
+    net = xpnet.MLP([2, 4, 1], backend="numpy", dtype=dtype, seed=1)
     hist = xpnet.fit(
         net, XOR_X, XOR_T, optimizer=xpnet.SGD(lr=2.0, momentum=0.9), epochs=400, batch_size=4
     )

@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import safetensors.numpy
@@ -37,6 +37,9 @@ from .optim import Optimizer, optimizer_from_config
 from .precision_state import precision_state, restore_precision
 from .sequential import Sequential
 
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11's; annotations are not evaluated
+    from typing import Unpack
+
 __all__ = [
     "FILENAME",
     "FORMAT",
@@ -45,6 +48,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointFile",
+    "Contents",
     "checkpoint_path",
     "encode",
     "load",
@@ -109,22 +113,30 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == SUFFIX else path / FILENAME
 
 
+class Contents(TypedDict, total=False):
+    """What a checkpoint holds besides the net and the caller's metadata, the keywords of `save`
+    and `encode`, each optional: the `optimizer` whose state is saved for resuming (none), the
+    `epoch` count trained (0), the shuffling `seed` (none), the `history` records (none), and
+    the `classes` (ints or strings, such as a Dataset's) the net's class codes stand for, one
+    per output (two for a single output)."""
+
+    optimizer: Optimizer | None
+    epoch: int
+    seed: int | None
+    history: Sequence[Mapping[str, float]]
+    classes: ArrayLike | None
+
+
 def save(
     net: Sequential,
     path: str | os.PathLike,
     metadata: Mapping[str, Any] | None = None,
-    *,
-    optimizer: Optimizer | None = None,
-    epoch: int = 0,
-    seed: int | None = None,
-    history: Sequence[Mapping[str, float]] = (),
-    classes: ArrayLike | None = None,
+    **contents: Unpack[Contents],
 ) -> Path:
-    """Write `net` (and, for resuming, `optimizer`'s state, `epoch`, the shuffling `seed` and the
-    `history` records) to `path`, a .safetensors file or a run directory (created if needed).
-    `metadata` maps str keys to JSON values; `classes` (ints or strings, such as a Dataset's)
-    are the labels the net's class codes stand for, one per output (two for a single output).
-    Atomic: the old file survives a crash. Returns the file written."""
+    """Write `net` and the `Contents` given (for resuming: the optimizer's state, the epoch,
+    the shuffling seed and the history) to `path`, a .safetensors file or a run directory
+    (created if needed). `metadata` maps str keys to JSON values. Atomic: the old file survives
+    a crash. Returns the file written."""
     target = checkpoint_path(path)
     if target != Path(path) and Path(path).suffix and not Path(path).is_dir():
         raise CheckpointError(
@@ -132,35 +144,30 @@ def save(
             f"directory, and {target.parent.suffix!r} is neither; give "
             f"{Path(path).with_suffix(SUFFIX)} (or make the directory first to save into it)"
         )
-    data = encode(
-        net, metadata, optimizer=optimizer, epoch=epoch, seed=seed, history=history, classes=classes
-    )
+    data = encode(net, metadata, **contents)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, data)
     return target
 
 
 def encode(
-    net: Sequential,
-    metadata: Mapping[str, Any] | None = None,
-    *,
-    optimizer: Optimizer | None = None,
-    epoch: int = 0,
-    seed: int | None = None,
-    history: Sequence[Mapping[str, float]] = (),
-    classes: ArrayLike | None = None,
+    net: Sequential, metadata: Mapping[str, Any] | None = None, **contents: Unpack[Contents]
 ) -> bytes:
     """The bytes `save` writes (the same arguments): a snapshot of the net, and optimizer,
     as they are now, to be written later (the CLI keeps the last epoch's, to save it on a
     signal)."""
+    unknown = contents.keys() - Contents.__optional_keys__
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {min(unknown)!r}")
+    seed, classes = contents.get("seed"), contents.get("classes")
     tensors = {name: _host(p) for name, p in net.live_state().items()}
     header: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "config": net.config(),
-        "epoch": int(epoch),
+        "epoch": int(contents.get("epoch", 0)),
         "seed": None if seed is None else int(seed),
-        "history": [{k: _plain(v) for k, v in r.items()} for r in history],
+        "history": [{k: _plain(v) for k, v in r.items()} for r in contents.get("history", ())],
         "metadata": _json_metadata(metadata or {}),
     }
     if net.precision.mixed:
@@ -170,6 +177,7 @@ def encode(
             header["classes"] = _checked_classes(classes, net).tolist()  # Python ints or strs
         except ValueError as err:
             raise CheckpointError(f"cannot save the classes: {err}") from err
+    optimizer = contents.get("optimizer")
     if optimizer is not None:
         state = optimizer.state_dict()
         header["optimizer"] = {**optimizer.config(), "t": int(state["t"])}

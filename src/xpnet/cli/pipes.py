@@ -1,6 +1,11 @@
-"""Standard output that a reader may stop reading (`xpnet train | head -1`): what is printed
-after the reader left is dropped, and the command goes on to its own end and exit status,
-instead of failing with "Broken pipe" after the work is done."""
+"""Output that a reader may stop reading (`xpnet train | head -1`, `xpnet train 2>&1 | head`):
+what is printed to stdout or stderr after the reader left is dropped, and the command goes on
+to its own end, files and exit status, instead of failing with "Broken pipe" mid-run.
+
+Under `mpiexec` the launcher forwards the ranks' output; MPICH's mpiexec ends the whole job
+when it cannot write a line, which no rank can prevent: there the run survives a reader that
+leaves only while nothing more is printed (stdout holds nothing between the header and the
+summary written after the run's files; the per-epoch log goes to stderr)."""
 
 from __future__ import annotations
 
@@ -51,10 +56,10 @@ class _Tolerant:
 
 @contextlib.contextmanager
 def reader_may_leave() -> Iterator[None]:
-    """Within the block, sys.stdout tolerates a reader that has gone."""
-    stream = sys.stdout
-    sys.stdout = _Tolerant(stream)
+    """Within the block, sys.stdout and sys.stderr tolerate a reader that has gone."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tolerant(streams[0]), _Tolerant(streams[1])
     try:
         yield
     finally:
-        sys.stdout = stream
+        sys.stdout, sys.stderr = streams
