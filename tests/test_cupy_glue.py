@@ -126,6 +126,8 @@ class RawKernel:
         grid, block = tuple(grid), tuple(block)
         assert block == (code.WARP,), f"{self.name}: block {block}, not one warp"
         assert len(grid) == 1 and isinstance(grid[0], int), grid
+        if grid[0] < 1:  # cuLaunchKernel: CUDA_ERROR_INVALID_VALUE
+            raise ValueError(f"{self.name}: a grid of {grid[0]} blocks")
         if len(args) != len(self.params):
             raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
         for value, (kind, name) in zip(args, self.params, strict=True):
@@ -389,6 +391,27 @@ def test_layer_norm_and_backward(cp, dtype):
     want = generic.layer_norm_backward(grad, x_hat, inv_strided, gamma, np)
     np.testing.assert_array_equal(got, want)
     assert len(CALLS) == 2
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # generic's means of no columns
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0)])
+def test_row_kernels_leave_an_empty_batch_to_generic(cp, shape):
+    """No rows (or no columns): generic's empty results, not x[0]'s IndexError or a launch of
+    no blocks."""
+    x, gamma = np.ones(shape), np.ones(shape[1])
+    for g, w in zip(
+        cp.layer_norm(x, gamma, gamma, 1e-5, cp.cupy),
+        generic.layer_norm(x, gamma, gamma, 1e-5, np),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(g, w)
+    inv_std = np.ones((shape[0], 1))
+    got = cp.layer_norm_backward(x, x, inv_std, gamma, cp.cupy)
+    np.testing.assert_array_equal(got, generic.layer_norm_backward(x, x, inv_std, gamma, np))
+    db = np.full(shape[1], np.nan)
+    np.testing.assert_array_equal(cp.relu_backward_bias_grad(x, x, None, db, cp.cupy), x)
+    np.testing.assert_array_equal(db, np.zeros(shape[1]))
+    assert CALLS == []
 
 
 def test_softmax_cross_entropy(cp, dtype):

@@ -232,18 +232,21 @@ def tanh_dropout_backward(y: Array, mask: Array, grad: Array, xp: ModuleType) ->
 
 
 def _rows(*arrays: Array) -> bool:
-    """C-contiguous 2-D float cupy arrays of one dtype and shape: what the row kernels take."""
+    """C-contiguous 2-D float cupy arrays of one dtype and shape, none empty: what the row
+    kernels take (a launch needs a block per row or column, and CUDA refuses a grid of none)."""
     first = arrays[0]
     return (
         _float(first)
         and first.ndim == 2
+        and first.size > 0
         and all(_same(a, first) and a.flags.c_contiguous for a in arrays)
     )
 
 
 def _vector(v: Array, like: Array) -> bool:
     """A contiguous cupy vector of like's dtype, one entry per column of like."""
-    return _same(v, like[0]) and v.flags.c_contiguous
+    fits = type(v) is cupy.ndarray and v.dtype == like.dtype and v.shape == like.shape[1:]
+    return fits and v.flags.c_contiguous
 
 
 def layer_norm(
