@@ -141,36 +141,32 @@ class Activation(Layer):
 
     def backward_linear(self, linear: Linear, grad: Array, input_grad: bool = True) -> Array | None:
         """linear.backward(self.backward(grad), input_grad): the planned block's backward.
-        Where the ops fuse this backward with its column sums (`<name>_backward_bias_grad`),
-        those are written straight into the Linear's bias gradient and the Linear computes
-        only dL/dW and dL/dx."""
-        if self._backward_bias_grad is None:  # the step's hot path: the two layers' own calls
+        Where the ops fuse this backward with its column sums (`<name>_backward_bias_grad`)
+        and the Linear has a view for dL/db (`bias_grad_target`), those are written straight
+        into it and the Linear computes only dL/dW and dL/dx."""
+        db = None if self._backward_bias_grad is None else linear.bias_grad_target()
+        if db is None:  # the step's hot path: the two layers' own calls
             return linear.backward(self.backward(grad), input_grad)
-        return self._backward_bias_linear(linear, grad, None, input_grad)
+        return self._backward_bias_linear(linear, grad, None, db, input_grad)
 
     def backward_linear_dropout(
         self, linear: Linear, grad: Array, dropout: Dropout, input_grad: bool = True
     ) -> Array | None:
         """linear.backward(self.backward_dropout(grad, dropout), input_grad): the block
         Linear -> activation -> Dropout's backward, fused as `backward_linear` says."""
-        if self._backward_bias_grad is None or dropout.mask is None:
+        fused = self._backward_bias_grad is not None and dropout.mask is not None
+        db = linear.bias_grad_target() if fused else None
+        if db is None:
             return linear.backward(self.backward_dropout(grad, dropout), input_grad)
-        return self._backward_bias_linear(linear, grad, dropout, input_grad)
+        return self._backward_bias_linear(linear, grad, dropout.mask, db, input_grad)
 
     def _backward_bias_linear(
-        self, linear: Linear, grad: Array, dropout: Dropout | None, input_grad: bool
+        self, linear: Linear, grad: Array, mask: Array | None, db: Array, input_grad: bool
     ) -> Array | None:
-        """The block's backward by `<name>_backward_bias_grad` (of grad times dropout's mask
-        where a dropout is given), which writes dL/db into the Linear's view of the flat
-        gradient; the unfused steps where the Linear has no such view (no bias, mixed
-        precision)."""
-        db = linear.bias_grad_target()
-        if db is None:
-            g = self.backward(grad) if dropout is None else self.backward_dropout(grad, dropout)
-            return linear.backward(g, input_grad)
+        """The block's backward by `<name>_backward_bias_grad` (of grad times a dropout's mask
+        where one is given), writing dL/db into db, the Linear's view of the flat gradient."""
         if self._saved is None:
             raise self._before_forward()
-        mask = None if dropout is None else dropout.mask
         g = self._backward_bias_grad(self._saved, grad, mask, db, self._xp)
         return linear.backward_weights(g, db, input_grad)
 
